@@ -1,0 +1,61 @@
+"""The ``nmc-workbook`` command: a thin layer over the functions the notebooks call.
+
+Each analysis sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; :data:`SUBCOMMANDS` lists them, and a module that is not there yet is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+import helpers
+
+#: sub-command name → (module with add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "reproduce": ("helpers.cli_core", "execute every notebook in order and write the figures"),
+    "data": ("helpers.cli_core", "regenerate data_samples/ from their seeds"),
+    "versions": ("helpers.cli_core", "print the versions of the workbook's dependencies"),
+    "sxdm-maps": ("helpers.sxdm.cli", "reduce an ID01 SXDM scan series to strain/tilt maps (HDF5)"),
+    "sxdm-curvature": ("helpers.sxdm.cli_curvature", "radius of curvature from reduced maps"),
+    "ct-reconstruct": ("helpers.nanoct.cli", "reconstruct a nano-CT scan out-of-core into HDF5"),
+    "ct-analyse": ("helpers.nanoct.cli_analyse", "segment particles, measure shape and voids"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command whose module is installed."""
+    parser = argparse.ArgumentParser(
+        prog="nmc-workbook",
+        description="Workbook for X-ray microscopy of NMC-622 single crystals (SXDM + nano-CT).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {helpers.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser, name)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nmc-workbook``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._module.run(args) or 0)
+    except (ValueError, OSError, KeyError) as err:
+        print(f"nmc-workbook {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

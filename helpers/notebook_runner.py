@@ -1,0 +1,68 @@
+"""Execute the workbook's notebooks in order, in place, so that their stored outputs are the test.
+
+Stored outputs come only from here (``make reproduce``): every code cell executed once, in order,
+with execution counts, by the ``python3`` kernel of the current environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from helpers.paths import figures_dir, repo_root
+
+KERNEL_NAME = "python3"
+
+
+def notebook_paths(folder: Path | None = None, selection: list[str] | None = None) -> list[Path]:
+    """The ``NN-*.ipynb`` notebooks of ``folder`` in run order, optionally filtered by name parts."""
+    folder = folder or repo_root() / "notebooks"
+    paths = sorted(p for p in folder.glob("[0-9][0-9]-*.ipynb"))
+    if selection:
+        paths = [p for p in paths if any(s in p.name for s in selection)]
+        if not paths:
+            raise ValueError(f"no notebook in {folder} matches {selection}")
+    return paths
+
+
+def execute_notebook(path: Path, timeout_s: int = 1800) -> float:
+    """Execute one notebook in place with a fresh ``python3`` kernel; returns the wall time (s)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {
+        "name": KERNEL_NAME,
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    client = NotebookClient(
+        nb,
+        timeout=timeout_s,
+        kernel_name=KERNEL_NAME,
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+    )
+    start = time.perf_counter()
+    client.execute()
+    nb.metadata.pop("widgets", None)  # live widget state is meaningless in a stored notebook
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+def reproduce(selection: list[str] | None = None) -> None:
+    """Execute every notebook (or those matching ``selection``) and report where figures went."""
+    figures = figures_dir()  # fail early, before any kernel starts, if it is not writable
+    os.environ.setdefault("NMC_FIGURES_DIR", str(figures))
+    paths = notebook_paths(selection=selection)
+    total = 0.0
+    for path in paths:
+        print(f"executing {path.name} ...", flush=True)
+        wall_s = execute_notebook(path)
+        total += wall_s
+        print(f"  done in {wall_s:.1f} s", flush=True)
+    n_figures = len(list(figures.glob("*.png")))
+    print(f"{len(paths)} notebook(s) executed in {total:.1f} s; {n_figures} figure(s) in {figures}")

@@ -1,0 +1,83 @@
+"""Every committed notebook follows the workbook skeleton and was executed by `make reproduce`."""
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+SKELETON = ["Question", "Setup", "Data", "Figure", "Explore", "Summary", "References"]
+
+
+def _load(path):
+    return json.loads(path.read_text())
+
+
+def _headings(nb):
+    found = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            found += re.findall(r"^##\s+(.+?)\s*$", "".join(cell["source"]), flags=re.M)
+    return found
+
+
+def test_there_are_notebooks_and_they_are_numbered_uniquely():
+    assert NOTEBOOKS, "no notebooks/NN-*.ipynb found"
+    numbers = [p.name[:2] for p in NOTEBOOKS]
+    assert len(numbers) == len(set(numbers)), f"duplicate notebook numbers: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_the_skeleton_headings_in_order(path):
+    nb = _load(path)
+    first = "".join(nb["cells"][0]["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown" and first.startswith("# "), "needs a # title"
+    headings = _headings(nb)
+    positions = []
+    for name in SKELETON:
+        hits = [i for i, h in enumerate(headings) if h.split(":")[0].strip() == name]
+        assert hits, f"{path.name}: missing the '## {name}' section"
+        positions.append(hits[0])
+    assert positions == sorted(positions), f"{path.name}: skeleton sections out of order"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_was_executed_in_order_by_the_python3_kernel(path):
+    nb = _load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    counts = [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"]
+    assert counts and None not in counts, f"{path.name}: code cell without execution count"
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: run out of order: {counts}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_outputs_have_no_errors_and_no_absolute_paths(path):
+    nb = _load(path)
+    forbidden = {str(ROOT), os.path.expanduser("~"), tempfile.gettempdir(), "/home/", "/Users/"}
+    forbidden = {f.rstrip("/") + "/" for f in forbidden if len(f) > 1}
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        text = json.dumps(cell.get("outputs", []))
+        assert '"output_type": "error"' not in text, f"{path.name} cell {index}: stored error"
+        for root in forbidden:
+            assert root not in text, f"{path.name} cell {index}: absolute path {root!r} in output"
+        assert "<matplotlib" not in text or "0x" not in text, f"{path.name} cell {index}: repr"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_a_parameters_cell_and_a_tagged_widget_cell(path):
+    nb = _load(path)
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb["cells"]]
+    assert any("parameters" in t for t in tags), f"{path.name}: no cell tagged 'parameters'"
+    widget_cells = [
+        c for c in nb["cells"] if c["cell_type"] == "code" and "interactive" in "".join(c["source"])
+    ]
+    for cell in widget_cells:
+        assert "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []), (
+            f"{path.name}: a widget cell must be tagged nbval-ignore-output"
+        )
