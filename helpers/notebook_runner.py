@@ -18,7 +18,10 @@ KERNEL_NAME = "python3"
 def notebook_paths(folder: Path | None = None, selection: list[str] | None = None) -> list[Path]:
     """The ``NN-*.ipynb`` notebooks of ``folder`` in run order, optionally filtered by name parts."""
     folder = folder or repo_root() / "notebooks"
-    paths = sorted(p for p in folder.glob("[0-9][0-9]-*.ipynb"))
+    names = {p.stem for p in folder.glob("[0-9][0-9]-*.ipynb")} | {
+        p.stem for p in folder.glob("[0-9][0-9]-*.py")
+    }
+    paths = sorted(folder / f"{name}.ipynb" for name in names)
     if selection:
         paths = [p for p in paths if any(s in p.name for s in selection)]
         if not paths:
@@ -26,12 +29,35 @@ def notebook_paths(folder: Path | None = None, selection: list[str] | None = Non
     return paths
 
 
+def notebook_source(path: Path) -> Path | None:
+    """The paired jupytext source ``NN-name.py`` (py:percent) of ``NN-name.ipynb``, if there is one."""
+    source = path.with_suffix(".py")
+    return source if source.exists() else None
+
+
+def read_notebook(path: Path):
+    """The notebook to execute: built from its ``.py`` source when one exists, else the ``.ipynb``."""
+    import nbformat
+
+    source = notebook_source(path)
+    if source is None:
+        return nbformat.read(path, as_version=4)
+    import jupytext
+
+    return jupytext.read(source, fmt="py:percent")
+
+
 def execute_notebook(path: Path, timeout_s: int = 1800) -> float:
-    """Execute one notebook in place with a fresh ``python3`` kernel; returns the wall time (s)."""
+    """Execute one notebook in place with a fresh ``python3`` kernel; returns the wall time (s).
+
+    The cells come from the paired ``.py`` source (the file people edit) when there is one; the
+    executed ``.ipynb`` (the file nbval compares) is written next to it.
+    """
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
+    nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": "Python 3",
