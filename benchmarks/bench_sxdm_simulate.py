@@ -154,8 +154,9 @@ def main(argv=None) -> int:
             if xsocs is not None
             else "XSOCS not installed: acceptance not timed.",
             "",
-            "Memory is bounded by one scan line of frames (n_fast·n_eta·ny·nx·12 bytes while it is made)",
-            "plus the particle's per-cell spot profiles; the 5-D array is never held.",
+            "Memory is bounded by one scan line of uint32 frames (n_fast·n_eta·ny·nx·4 bytes) plus one point",
+            "in float64 and the per-cell spot profiles; the 5-D array is never held (numbers above: before",
+            "the per-point Poisson change, which lowers the large case by about 0.5 GB).",
         ]
     )
     (HERE / "RESULTS_sxdm_simulate.md").write_text(text + "\n")

@@ -167,7 +167,7 @@ class SxdmSimulation:
         """Yield (slow index, frames uint32 (n_fast, n_eta, ny, nx)) for each scan line (the first
         ``n_lines`` only, if given: they are identical to those of a full run).
 
-        Memory: one line, n_fast·n_eta·ny·nx·(4 + 8) bytes while it is being made.
+        Memory: one line of uint32 frames (n_fast·n_eta·ny·nx·4 bytes) plus one point's float64 frames.
         """
         rng = np.random.default_rng(self.seed_frames)
         for j in range(self.settings.n_slow if n_lines is None else min(n_lines, self.settings.n_slow)):
@@ -189,21 +189,22 @@ class SxdmSimulation:
         ny, nx = s.frame_shape
         n_eta = s.eta_deg.size
         cells = self._cells
-        expected = np.empty((s.n_fast, n_eta, ny, nx))
+        counts = np.empty((s.n_fast, n_eta, ny, nx), dtype=np.uint32)
+        hot_r, hot_c = self._hot
+        dead_r, dead_c = self._dead
+        gap = self._gap_local
         for i in range(s.n_fast):
             point = j * s.n_fast + i
             px, py = s.start_um[0] + i * s.step_um[0], s.start_um[1] + j * s.step_um[1]
             scale = (self.monitor[:, point] / s.monitor_mean)[:, None, None]
             # background falls on every virtual pixel, so the wide chip-edge pixels collect 3x of it
             ext = self._expected_point(px, py, cells, merge=False) * scale + s.background_per_px
-            expected[i] = self._merge_gaps(ext)
-        local = self._local_mask
-        hot_r, hot_c = self._hot
-        expected[..., hot_r, hot_c] += s.hot_rate
-        counts = rng.poisson(expected).astype(np.uint32)
-        dead_r, dead_c = self._dead
+            expected = self._merge_gaps(ext)
+            expected[:, hot_r, hot_c] += s.hot_rate
+            # one point at a time (same draws, in the same order, as one call on the whole line)
+            counts[i] = rng.poisson(expected)
         counts[..., dead_r, dead_c] = 0
-        counts[..., local] *= ~self._gap_local[local]
+        counts[..., gap] = 0
         return counts
 
     def _expected_point(
@@ -363,7 +364,6 @@ def simulate_scan(
     sim = SxdmSimulation(s, particle, mask, monitor, x_meas, y_meas, truth, seed_frames, _cells=cells)
     sim._hot = _to_local(hot_full, s.roi)
     sim._dead = _to_local(dead_full, s.roi)
-    sim._local_mask = mask[r0:r1, c0:c1] if s.maxipix_gaps else np.zeros(s.frame_shape, bool)
     gap = maxipix_gap_mask(s.detector_shape) if s.maxipix_gaps else np.zeros(s.detector_shape, bool)
     sim._gap_local = gap[r0:r1, c0:c1]
     return sim
