@@ -155,8 +155,7 @@ def main(argv=None) -> int:
             else "XSOCS not installed: acceptance not timed.",
             "",
             "Memory is bounded by one scan line of uint32 frames (n_fast·n_eta·ny·nx·4 bytes) plus one point",
-            "in float64 and the per-cell spot profiles; the 5-D array is never held (numbers above: before",
-            "the per-point Poisson change, which lowers the large case by about 0.5 GB).",
+            "in float64 and the per-cell spot profiles; the 5-D array is never held.",
         ]
     )
     (HERE / "RESULTS_sxdm_simulate.md").write_text(text + "\n")

@@ -241,3 +241,55 @@ def test_make_data_regenerates_the_committed_sample(tmp_path):
                 b["entry_0000/measurement/data"][:n_points],
                 err_msg=scan,
             )
+
+
+def test_aggregate_with_crystallites_and_a_peak_off_the_detector():
+    """Ensemble building blocks together: two fused grains with their own tilt and d, bending of one
+    grain only, small neighbouring crystallites, stripes; then a tilt about x of 0.8° moves the
+    Bragg spot along the Debye ring by |Q|·0.8°/(k·p/L) ≈ 106 px, off a 64-px ROI."""
+    rng = np.random.default_rng(8)
+    model = sm.blank_particle((3.0, 2.0), step_um=0.03)
+    sm.add_grain(model, (1.0, 1.0), (0.8, 0.7), grain_id=1)
+    sm.add_grain(
+        model, (2.0, 1.0), (0.6, 0.6), d_spacing_A=sm.D003_A * (1 + 3e-4), tilt_deg=(0.05, 0.1), grain_id=2
+    )
+    sm.add_bending(model, 300.0, grain_ids=1)
+    sm.add_stripes(model, 0.44, 5e-4, grain_ids=2)
+    sm.add_crystallites(model, rng, 3, region_um=(0.2, 2.8, 0.1, 0.4))
+    assert set(np.unique(model.grain_id)) == {0, 1, 2, 3, 4, 5}
+    # the bending touched grain 1 only
+    assert np.ptp(model.tilt_deg[1][model.grain_id == 1]) > 0.2
+    assert np.ptp(model.tilt_deg[1][model.grain_id == 2]) == 0.0
+    settings = sxdm_scan.settings_for_particle(model, scan_step_um=0.2)
+    sim = sxdm_scan.simulate_scan(model, settings, np.random.default_rng(9))
+    r0, r1, c0, c1 = sim.settings.roi
+    inside = sim.truth.intensity > 0.2 * sim.truth.intensity.max()
+    assert np.all((sim.truth.peak_col_px[inside] > c0) & (sim.truth.peak_col_px[inside] < c1))
+    tilted = model.copy()
+    tilted.tilt_deg[0][tilted.support] += 0.8
+    off = sxdm_scan.simulate_scan(tilted, sim.settings, np.random.default_rng(9))
+    assert np.all(off.truth.peak_col_px[inside] < c0 - 30)
+    j, i = np.argwhere(inside)[0]
+    assert off.expected_frames(i, j).sum() < 1e-3 * off.truth.intensity[j, i]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: sm.add_grain(m, (10.0, 10.0), (0.2, 0.2)), "outside the grid"),
+        (lambda m: sm.add_bending(m, 0.0), "radius_um"),
+        (lambda m: sm.add_stripes(m, -1.0, 1e-4), "period_um"),
+        (lambda m: sxdm_scan.settings_for_particle(m, no_such_field=1), "no field"),
+        (
+            lambda m: sxdm_scan.simulate_scan(
+                m, sxdm_scan.ScanSettings(roi=(0, 600, 0, 64)), np.random.default_rng(0)
+            ),
+            "roi",
+        ),
+    ],
+)
+def test_bad_model_and_scan_input_raise_clear_errors(call, match):
+    model = sm.blank_particle((1.0, 1.0), step_um=0.05)
+    sm.add_grain(model, (0.5, 0.5), (0.3, 0.3))
+    with pytest.raises(ValueError, match=match):
+        call(model)
