@@ -264,3 +264,26 @@ def test_rsm_binning_keeps_every_count_and_the_centre_of_mass(written):
     assert np.all(np.abs(grid_com) <= half_voxel)
     with pytest.raises(ValueError, match="no counts"):
         rsm_view.centre_of_mass_q(np.zeros_like(frames), q, series.pixel_mask)
+
+
+def test_writer_rejects_frames_and_metadata_of_the_wrong_shape(small_sim, tmp_path):
+    sim, _ = small_sim
+    bad_lines = ((j, np.zeros((6, 5, 10, 10), np.uint32)) for j in range(5))
+    with pytest.raises(ValueError, match="scan line 0: frames have shape"):
+        sxdm_scan.write_simulation(sim, tmp_path / "a" / "a.h5", frame_lines=bad_lines)
+    with pytest.raises(ValueError, match="monitor has shape"):
+        io.write_bliss_sxdm(
+            tmp_path / "b.h5",
+            eta_deg=[7.0],
+            frame_lines=[],
+            scan_shape=(1, 1),
+            scan_start_um=(0, 0),
+            scan_end_um=(0, 0),
+            positions_um=np.zeros((1, 1, 2)),
+            monitor=np.zeros((2, 1)),
+            wavelength_m=1.24e-10,
+            distance_m=1.6,
+            pixel_size_m=55e-6,
+            beam_center_px=(5, 5),
+            pixel_mask=np.zeros((10, 10), bool),
+        )

@@ -293,3 +293,17 @@ def test_bad_model_and_scan_input_raise_clear_errors(call, match):
     sm.add_grain(model, (0.5, 0.5), (0.3, 0.3))
     with pytest.raises(ValueError, match=match):
         call(model)
+
+
+def test_cached_series_is_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("NMC_CACHE_DIR", str(tmp_path))
+    model = sm.blank_particle((0.6, 0.6), step_um=0.05, name="tiny")
+    sm.add_grain(model, (0.3, 0.3), (0.2, 0.2))
+    settings = sxdm_scan.settings_for_particle(model, scan_step_um=0.2)
+    path = sxdm_samples.cached_series("tiny", model, settings, seed=1)
+    first = path.stat().st_mtime_ns
+    assert sxdm_samples.cached_series("tiny", model, settings, seed=1).stat().st_mtime_ns == first
+    _, truth, saved = sxdm_samples.load_truth(path.parent / "tiny_truth.h5")
+    assert saved["n_fast"] == settings.n_fast and truth.intensity.shape == (settings.n_slow, settings.n_fast)
+    sxdm_samples.cached_series("tiny", model, settings, seed=2)  # another seed: rewritten
+    assert path.stat().st_mtime_ns != first

@@ -302,6 +302,10 @@ def write_bliss_sxdm(
 
 
 def _open(path: Path) -> h5py.File:
+    try:  # real Lima detector files are bitshuffle/LZ4-compressed: register the filters if available
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
     if not path.exists():
         raise FileNotFoundError(f"SXDM file {path} does not exist")
     try:

@@ -427,10 +427,11 @@ def _truth(particle, s, cells, q_cells, sig_beam, drift, jac) -> ScanTruth:
     )
 
 
-def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, **kwargs):
+def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, frame_lines=None, **kwargs):
     """Write a simulated scan in the ID01 BLISS layout (:func:`helpers.sxdm.io.write_bliss_sxdm`).
 
-    Extra keyword arguments go to the writer (``position_names``, ``detector``, ``compression``, ...).
+    ``frame_lines`` replaces the simulated frames (default ``sim.iter_lines()``). Extra keyword
+    arguments go to the writer (``position_names``, ``detector``, ``compression``, ...).
     Returns the dataset-file path.
     """
     from helpers.sxdm.io import write_bliss_sxdm
@@ -441,7 +442,7 @@ def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, **
     return write_bliss_sxdm(
         path,
         eta_deg=s.eta_deg,
-        frame_lines=sim.iter_lines(),
+        frame_lines=sim.iter_lines() if frame_lines is None else frame_lines,
         scan_shape=(s.n_slow, s.n_fast),
         scan_start_um=s.start_um,
         scan_end_um=end,
