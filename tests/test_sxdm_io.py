@@ -173,6 +173,8 @@ def test_inconsistent_grids_in_one_series(written, tmp_path):
         h5["4.1/title"] = "asxdm( pix, 1.5, 2.5, 6, piy, 1.5, 1.9, 5, 0.01 )"
     with pytest.raises(ValueError, match="one scan grid"):
         io.open_sxdm_series(path)
+    assert io.group_sxdm_series(path) == [["1.1", "2.1", "3.1"], ["4.1"], ["5.1"]]
+    assert io.open_sxdm_series(path, scans=["1.1", "2.1", "3.1"]).n_eta == 3
 
 
 def test_non_sxdm_scan_is_refused(written, tmp_path):

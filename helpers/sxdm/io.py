@@ -5,6 +5,8 @@ Reading (stable API; other modules code against it)
 ``list_sxdm_scans(path) -> list[dict]``
     Every entry of a BLISS dataset file or XSOCS master file with keys ``scan``, ``title``, ``is_sxdm``,
     ``eta_deg``, ``n_frames``.
+``group_sxdm_series(path) -> list[list[str]]``
+    SXDM entries grouped into series (consecutive entries with the same scan grid).
 ``open_sxdm_series(path, detector=None, roi=None, scans=None) -> SxdmSeries``
     One SXDM series: all SXDM entries of the file (or the listed ``scans``), one per rocking angle,
     sorted by eta. ``detector`` picks the detector group when several exist (aliases ``mpx1x4``,
@@ -370,6 +372,39 @@ def list_sxdm_scans(path) -> list[dict]:
     return rows
 
 
+def group_sxdm_series(path) -> list[list[str]]:
+    """SXDM entries of a file grouped into series: runs of consecutive entries with the same scan grid.
+
+    A beamtime file often holds several SXDM series (other particles, other grids); pass one group as
+    ``scans=`` to :func:`open_sxdm_series`.
+    """
+    groups: list[list[str]] = []
+    last_key = None
+    for row in list_sxdm_scans(path):
+        if not row["is_sxdm"]:
+            last_key = None
+            continue
+        grid = parse_sxdm_title(row["title"])
+        key = tuple(
+            grid[k]
+            for k in (
+                "fast_motor",
+                "fast_start",
+                "fast_end",
+                "n_fast",
+                "slow_motor",
+                "slow_start",
+                "slow_end",
+                "n_slow",
+            )
+        )
+        if key != last_key:
+            groups.append([])
+            last_key = key
+        groups[-1].append(row["scan"])
+    return groups
+
+
 @dataclass
 class SxdmSeries:
     """One SXDM series (one entry per eta) of a BLISS or XSOCS file; see the module docstring."""
@@ -628,7 +663,8 @@ def open_sxdm_series(path, detector: str | None = None, roi=None, scans=None) ->
             if any(this_grid[k] != grid[k] for k in keys):
                 raise ValueError(
                     f"{path}: scan {scan} has grid {row['title']!r} but scan {chosen[0]['scan']} has "
-                    f"{chosen[0]['title']!r}; a series needs one scan grid (pick scans=[...])"
+                    f"{chosen[0]['title']!r}; a series needs one scan grid (pick scans=[...], e.g. one "
+                    "group of group_sxdm_series(path))"
                 )
             records.append(_read_entry(path, entry, scan, det, kind, grid))
     order = np.argsort([r["eta"] for r in records], kind="stable")
