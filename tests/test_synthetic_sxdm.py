@@ -307,3 +307,29 @@ def test_cached_series_is_written_once_and_reused(tmp_path, monkeypatch):
     assert saved["n_fast"] == settings.n_fast and truth.intensity.shape == (settings.n_slow, settings.n_fast)
     sxdm_samples.cached_series("tiny", model, settings, seed=2)  # another seed: rewritten
     assert path.stat().st_mtime_ns != first
+
+
+def test_drift_moves_the_footprint_of_each_eta_map_and_a_short_rocking_range_cuts_the_peak():
+    """Eta map k of point p sees the crystal at p + drift_k; an eta range ending before the
+    Bragg angles loses the intensity the truth keeps."""
+    model = sm.fig1_particle(np.random.default_rng(5), step_um=0.04)
+    settings = sxdm_scan.ScanSettings(
+        n_fast=2, n_slow=2, start_um=(1.2, 1.3), eta_deg=np.linspace(7.3, 7.7, 21), drift_um_per_eta=0.02
+    )
+    sim = sxdm_scan.simulate_scan(model, settings, np.random.default_rng(7))
+    drift = sim.truth.drift_um
+    assert np.abs(drift).max() > 0.01 and np.all(drift[10] == 0)
+    with_drift = sim.expected_frames(1, 0, drift=True)
+    px, py = 1.2 + 0.1, 1.3
+    strongest = np.argsort(with_drift.sum(axis=(1, 2)))[-3:]
+    assert not np.all(drift[strongest] == 0)
+    for k in strongest:
+        moved = sim._expected_point(px + drift[k, 0], py + drift[k, 1], sim._cells, drift=False)
+        # equal up to the footprint tails cut at 3.5 σ (exp(-3.5²/2) = 0.2 % of the weight) around
+        # slightly different window centres
+        np.testing.assert_allclose(with_drift[k], moved[k], rtol=0, atol=3e-3 * moved[k].max())
+        assert with_drift[k].sum() > 10.0
+    short = sxdm_scan.ScanSettings(n_fast=2, n_slow=2, start_um=(1.2, 1.3), eta_deg=np.linspace(7.0, 7.25, 6))
+    cut = sxdm_scan.simulate_scan(model, short, np.random.default_rng(7))
+    assert np.all(cut.truth.peak_eta_deg > 7.25)
+    assert cut.expected_frames(0, 0).sum() < 0.05 * cut.truth.intensity[0, 0]
