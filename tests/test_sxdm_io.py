@@ -136,12 +136,16 @@ def _copy(written, tmp_path):
     return dest / written.name
 
 
-def test_missing_dataset_is_named(written, tmp_path):
+def test_missing_dataset_is_named_and_a_geometry_override_supplies_it(written, tmp_path):
     path = _copy(written, tmp_path)
     with h5py.File(path, "a") as h5:
         del h5["3.1/instrument/mpx1x4/distance"]
     with pytest.raises(KeyError, match=r"3\.1/instrument/mpx1x4/distance"):
         io.open_sxdm_series(path)
+    series = io.open_sxdm_series(path, geometry={"distance_m": 1.5, "beam_center_px": (300.0, 200.0)})
+    assert series.distance_m == 1.5 and series.beam_center_px == (300.0, 200.0)
+    with pytest.raises(KeyError, match="unknown geometry"):
+        io.open_sxdm_series(path, geometry={"distance": 1.5})
 
 
 def test_missing_monochromator_is_named(written, tmp_path):
