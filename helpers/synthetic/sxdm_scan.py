@@ -34,6 +34,7 @@ API
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -48,6 +49,16 @@ MAXIPIX_SHAPE = (516, 516)
 #: chip-edge pixels that are 3 pixels wide in the 516-px Maxipix 2x2 image, and the gap pixels
 MAXIPIX_WIDE = (255, 260)
 MAXIPIX_GAP = (256, 257, 258, 259)
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread: the many tiny matrix products of a frame are 2-12x slower
+    with a multi-threaded BLAS on a loaded machine (measured: sample 6 s vs 14-77 s on 2 shared cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (comes with scikit-learn); without it only speed changes
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def maxipix_gap_mask(shape=MAXIPIX_SHAPE) -> np.ndarray:
@@ -171,7 +182,9 @@ class SxdmSimulation:
         """
         rng = np.random.default_rng(self.seed_frames)
         for j in range(self.settings.n_slow if n_lines is None else min(n_lines, self.settings.n_slow)):
-            yield j, self._line(j, rng)
+            with _single_threaded_blas():
+                line = self._line(j, rng)
+            yield j, line
 
     def expected_frames(self, i_fast: int, j_slow: int, drift: bool = True) -> np.ndarray:
         """Noise-free expected counts (n_eta, ny, nx) at scan point (j_slow, i_fast), nominal monitor,
