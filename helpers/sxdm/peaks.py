@@ -83,7 +83,7 @@ class PeakResult:
 # moments kernel
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _moment_kernel(frames, q_frame, gain, pixel_ok, saturation, windows, background, with_projections):
     n_pts, n_eta, ny, nx = frames.shape
     # sums: W, Σwq (3), Σwqq (xx, yy, zz, xy, xz, yz), Σc, Σg²c, Σg²c q (3)
@@ -186,9 +186,22 @@ def centre_of_mass(
         frames = frames.astype(np.float32)
     with_proj = windows is None
     win = _full_windows(n_pts, n_eta, ny, nx) if with_proj else np.ascontiguousarray(windows[:, :6], np.int64)
+    # whole data: the background's sums over every good pixel are analytic, so the kernel visits only
+    # pixels with counts; in a box it is subtracted pixel by pixel
+    kernel_bg = 0.0 if with_proj else float(background)
     sums, var2, proj_rc, proj_er, proj_ec, n_sat = _moment_kernel(
-        frames, q_frame, np.nan_to_num(gain), ok, float(saturation), win, float(background), with_proj
+        frames, q_frame, np.nan_to_num(gain), ok, float(saturation), win, kernel_bg, with_proj
     )
+    if with_proj and background:
+        good = np.broadcast_to(ok, q_frame.shape[:3])
+        qg = q_frame[good]
+        sums[:, 0] -= background * qg.shape[0]
+        sums[:, 1:4] -= background * qg.sum(axis=0)
+        pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+        sums[:, 4:10] -= background * np.array([qg[:, i] @ qg[:, j] for i, j in pairs])
+        proj_rc -= background * n_eta * ok
+        proj_er -= background * ok.sum(axis=1)[None, None, :]
+        proj_ec -= background * ok.sum(axis=0)[None, None, :]
     weight = sums[:, 0]
     valid = weight > 0
     safe = np.where(valid, weight, 1.0)
@@ -303,7 +316,7 @@ def _is_split(img, split_fraction, dip_fraction, noise_scale):
     return False
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _split_kernel(proj_rc, proj_er, proj_ec, split_fraction, dip_fraction, noise_scale):
     n = proj_rc.shape[0]
     out = np.zeros(n, np.bool_)
@@ -424,7 +437,7 @@ def _fit_one(counts, qb, nok, jsum, gainb, par0, max_iter):
     return par, cov, converged
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _fit_kernel(frames, q_frame, jrel, gain, pixel_ok, saturation, windows, par0, max_iter):
     n_pts = frames.shape[0]
     out_par = np.full((n_pts, 8), np.nan)
