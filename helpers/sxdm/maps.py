@@ -442,3 +442,127 @@ def read_provenance(path) -> dict:
 
     with h5py.File(path, "r") as h5:
         return {key: (v.item() if hasattr(v, "item") else v) for key, v in h5.attrs.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# comparison with a known Q field (forward-model truth, or another reduction)
+
+
+def reference_maps(maps: SxdmMaps, q_ref: np.ndarray) -> dict:
+    """Strain, tilt and their errors of another Q field ``q_ref`` (ny, nx, 3) in ``maps``'s conventions.
+
+    Strain is relative to ``q_ref``'s own mean d over ``maps.mask``, tilt to the same peak frame and
+    relative to ``q_ref``'s mean tilt over the mask, so that a constant offset (a reference choice)
+    is not counted as an error. Returns arrays ``strain``, ``tilt_xy_deg``, ``tilt_deg``,
+    ``tilt_azimuth_deg``, ``d_spacing`` and the RMSEs ``strain_rmse``, ``tilt_rmse_deg`` over the mask.
+    """
+    q_ref = np.asarray(q_ref, float)
+    mask = maps.mask & np.isfinite(q_ref).all(axis=-1) & np.isfinite(maps.q).all(axis=-1)
+    d_ref = 2 * np.pi / np.linalg.norm(q_ref, axis=-1)
+    strain_ref = d_ref / np.mean(d_ref[mask]) - 1
+    strain = maps.d_spacing / np.mean(maps.d_spacing[mask]) - 1
+    txy_ref = tilt_components_deg(q_ref, maps.peak_frame)
+    txy = maps.tilt_xy_deg
+    txy_ref = txy_ref - txy_ref[mask].mean(axis=0)
+    txy = txy - txy[mask].mean(axis=0)
+    q_rot = np.mean(q_ref[mask], axis=0)
+    tilt_ref, az_ref = tilt_and_azimuth_deg(q_ref, peak_frame_from(q_rot, maps.peak_frame[0]))
+    return {
+        "strain": strain_ref,
+        "d_spacing": d_ref,
+        "tilt_xy_deg": txy_ref,
+        "tilt_deg": tilt_ref,
+        "tilt_azimuth_deg": az_ref,
+        "strain_error": np.where(mask, strain - strain_ref, np.nan),
+        "tilt_error_deg": np.where(mask, np.linalg.norm(txy - txy_ref, axis=-1), np.nan),
+        "strain_rmse": float(np.sqrt(np.mean((strain - strain_ref)[mask] ** 2))),
+        "tilt_rmse_deg": float(np.sqrt(np.mean(np.sum((txy - txy_ref)[mask] ** 2, axis=-1)))),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# figures (pure functions of an Axes; the notebook's widgets wrap the same functions)
+
+
+def map_extent(maps: SxdmMaps) -> list[float]:
+    """imshow extent (µm) of the scan raster, pixel edges included."""
+    x, y = np.asarray(maps.x_um), np.asarray(maps.y_um)
+    dx = x[1] - x[0] if x.size > 1 else 1.0
+    dy = y[1] - y[0] if y.size > 1 else 1.0
+    return [x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2]
+
+
+def plot_map(ax, maps: SxdmMaps, values, label: str = "", cmap: str = "viridis", vmin=None, vmax=None,
+             masked: bool = True, colorbar: bool = True):
+    """One map over the raster (x = pix, y = piy, µm); points outside the mask blank when ``masked``."""
+    values = np.asarray(values, float)
+    shown = np.where(maps.mask, values, np.nan) if masked else values
+    image = ax.imshow(shown, origin="lower", extent=map_extent(maps), cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    if label:
+        ax.set_title(label, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return image
+
+
+def tilt_colours(tilt_deg, azimuth_deg, mask, max_tilt_deg: float | None = None) -> np.ndarray:
+    """RGB (…, 3): hue = tilt azimuth, brightness = tilt magnitude / ``max_tilt_deg`` (Fig. 2B, 3B)."""
+    from matplotlib.colors import hsv_to_rgb
+
+    tilt = np.nan_to_num(np.asarray(tilt_deg, float))
+    top = max_tilt_deg or (np.percentile(tilt[mask], 98) if np.any(mask) else 1.0) or 1.0
+    hsv = np.stack(
+        [
+            (np.nan_to_num(np.asarray(azimuth_deg, float)) % 360.0) / 360.0,
+            np.ones_like(tilt),
+            np.clip(tilt / top, 0.0, 1.0),
+        ],
+        axis=-1,
+    )
+    rgb = hsv_to_rgb(hsv)
+    rgb[~np.asarray(mask, bool)] = 1.0
+    return rgb
+
+
+def plot_tilt_map(ax, maps: SxdmMaps, tilt_deg=None, azimuth_deg=None, max_tilt_deg=None, title="tilt"):
+    """Tilt map coloured by azimuth (hue) and magnitude (brightness); returns the RGB array."""
+    tilt = maps.tilt_deg if tilt_deg is None else tilt_deg
+    az = maps.tilt_azimuth_deg if azimuth_deg is None else azimuth_deg
+    rgb = tilt_colours(tilt, az, maps.mask, max_tilt_deg)
+    ax.imshow(rgb, origin="lower", extent=map_extent(maps))
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(title, fontsize=9)
+    return rgb
+
+
+def plot_pole_figure(ax, maps: SxdmMaps, tilt_deg=None, azimuth_deg=None, max_tilt_deg=None, title=""):
+    """Pole figure: each masked point at (tilt cos az, tilt sin az) (deg), in its tilt-map colour."""
+    tilt = maps.tilt_deg if tilt_deg is None else tilt_deg
+    az = maps.tilt_azimuth_deg if azimuth_deg is None else azimuth_deg
+    rgb = tilt_colours(tilt, az, maps.mask, max_tilt_deg)
+    m = maps.mask
+    t, a = np.asarray(tilt)[m], np.radians(np.asarray(az)[m])
+    ax.scatter(t * np.cos(a), t * np.sin(a), c=rgb[m], s=8, edgecolors="0.3", linewidths=0.2)
+    ax.axhline(0, color="0.7", lw=0.5)
+    ax.axvline(0, color="0.7", lw=0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("tilt towards X (deg)")
+    ax.set_ylabel("tilt towards Y (deg)")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_d_histogram(ax, maps: SxdmMaps, d_truth=None, bins: int = 40):
+    """Histogram of d over the mask (Fig. 1E), with the truth's histogram when given."""
+    counts, edges, width = d_histogram(maps, bins)
+    ax.stairs(counts, edges, label=f"recovered, Δd/d = {width:.2e}", color="C0")
+    if d_truth is not None:
+        d_t = np.asarray(d_truth)[maps.mask & np.isfinite(d_truth)]
+        ax.hist(d_t, bins=edges, histtype="step", color="k", ls="--",
+                label=f"truth, Δd/d = {np.std(d_t) / np.mean(d_t):.2e}")
+    ax.set_xlabel("d (Å)")
+    ax.set_ylabel("scan points")
+    ax.legend(fontsize=7)

@@ -2,12 +2,12 @@
 
 :func:`reduce` reads the frames lazily in chunks of scan points
 (:meth:`helpers.sxdm.io.SxdmSeries.iter_chunks`), computes every point's 3-D peak with
-:func:`helpers.sxdm.peaks.analyse_peaks` on all cores (numba ``prange``; the next chunk is read in a
-second thread while the current one is analysed) and derives the maps.
+:func:`helpers.sxdm.peaks.analyse_peaks` on all cores (numba ``prange`` over the points of a chunk)
+and derives the maps.
 
 **Memory bound** (bytes; P = n_eta·ny·nx pixel-frames of one point, n = points per chunk,
 N = scan points):  ≈ 32·P (pixel q in the peak frame and pixel volumes, float64)
-+ 2 · 4·n·P (the chunk being analysed and the one being read, float32)
++ 2 · 4·n·P (the chunk as read, float32, and h5py's read buffer)
 + n · 8·(ny·nx + n_eta·(ny + nx)) (2-D projections) + 8·6000·n_threads (fit scratch)
 + 200·N (the maps). ``points_per_chunk`` is chosen from ``memory_limit_mb`` by this formula, so peak
 memory does not grow with the scan size (tested in the benchmark with a 200 × 200-point scan).
@@ -25,7 +25,6 @@ instead, because a median alters the Poisson statistics the error bars rest on; 
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import os
 from pathlib import Path
@@ -184,34 +183,24 @@ def reduce(
     if bg_value is not None and not (np.isfinite(bg_value) and bg_value >= 0):
         raise ValueError(f"background {background!r}: give 'auto' or a number ≥ 0 (counts/pixel/frame)")
 
-    from helpers.sxdm.io import _open  # the reader's own file opener (same error messages)
-
-    starts = list(range(0, n_points, points_per_chunk))
     bar = tqdm(total=n_points, desc="sxdm-maps", unit="pt", disable=not progress)
-    with _open(series.path) as h5, concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-
-        def read(start):
-            sl = slice(start, min(start + points_per_chunk, n_points))
-            return sl, series.read_points(sl, h5)
-
-        pending = pool.submit(read, starts[0]) if starts else None
-        for k in range(len(starts)):
-            sl, frames = pending.result()
-            pending = pool.submit(read, starts[k + 1]) if k + 1 < len(starts) else None
-            gain = gain_all[sl]
-            if median_size is not None:
-                frames = median_filter_frames(frames, median_size)
-            if bg_value is None:
-                bg_value = estimate_background(frames, gain, pixel_ok)
-            res = pk.analyse_peaks(
-                frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
-                split_fraction, window_sigma,
-            )
-            intensity[sl], centre[sl], sigma[sl], error[sl], flags[sl] = (
-                res.intensity, res.centre, res.sigma, res.centre_error, res.flags
-            )
-            bar.update(sl.stop - sl.start)
-            del frames
+    # sequential reads: h5py serialises I/O behind one lock anyway, and a reader thread next to the
+    # numba thread pool risked a lock-order deadlock inside Jupyter kernels
+    for sl, frames in series.iter_chunks(points_per_chunk):
+        gain = gain_all[sl]
+        if median_size is not None:
+            frames = median_filter_frames(frames, median_size)
+        if bg_value is None:
+            bg_value = estimate_background(frames, gain, pixel_ok)
+        res = pk.analyse_peaks(
+            frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
+            split_fraction, window_sigma,
+        )
+        intensity[sl], centre[sl], sigma[sl], error[sl], flags[sl] = (
+            res.intensity, res.centre, res.sigma, res.centre_error, res.flags
+        )
+        bar.update(sl.stop - sl.start)
+        del frames, res
     bar.close()
 
     q_sample = q0 + centre @ frame
