@@ -81,7 +81,7 @@ print(f"{series.scan_shape[0]} x {series.scan_shape[1]} points, {series.n_eta} e
 # %% [markdown]
 # ## Reduction: one 3-D peak per scan point
 #
-# `reduce` streams the frames in chunks whose size follows from a memory budget (512 MB by default;
+# `reduce` streams the frames in chunks whose size follows from a memory budget (256 MB by default;
 # the bound is in the module docstring), runs the per-point analysis on all cores and writes nothing
 # here (`out=None`); `nmc-workbook sxdm-maps INPUT --out maps.h5` does the same from a shell.
 

@@ -118,7 +118,7 @@ def reduce(
     window_sigma: float | None = 4.0,
     edge_fraction: float = 0.02,
     split_fraction: float = 0.2,
-    memory_limit_mb: float = 512.0,
+    memory_limit_mb: float = 256.0,
     points_per_chunk: int | None = None,
     progress: bool = True,
 ) -> SxdmMaps:
