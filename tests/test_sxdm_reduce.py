@@ -153,3 +153,24 @@ def test_median_filter_really_filters():
     silx_medfilt = pytest.importorskip("silx.image.medianfilter")
     img = np.random.default_rng(0).poisson(5.0, (16, 16)).astype(np.float32)
     np.testing.assert_array_equal(silx_medfilt.medfilt2d(img, (2, 2)), img)
+
+
+def test_peak_cut_by_the_detector_roi_is_flagged(scan):
+    """A ROI whose first row is the Bragg peak's row (the peak runs off the detector, as for the paper's
+    particle 4): the particle's points are flagged truncated_detector, not silently biased."""
+    path, sim = scan
+    row0 = int(round(np.nanmedian(sim.truth.peak_row_px)))
+    maps = R.reduce(path, roi=(row0, 342, 164, 228), method="com", progress=False)
+    assert maps.flagged("truncated_detector")[maps.mask].mean() > 0.8
+
+
+def test_single_eta_warns_and_flags(scan):
+    """A series with one rocking angle cannot resolve Q along the rocking direction: a warning, and
+    every point carries truncated_rocking."""
+    path, _ = scan
+    full = sxio.open_sxdm_series(path)
+    one = sxio.open_sxdm_series(path, scans=[full.scans[15]])
+    with pytest.warns(UserWarning, match="single eta"):
+        maps = R.reduce(one, method="com", progress=False, min_counts=1)
+    usable = (maps.flags & M.FLAG_BITS["no_data"]) == 0
+    assert np.all(maps.flagged("truncated_rocking")[usable])
