@@ -206,11 +206,16 @@ def main(argv=None) -> int:
     parser.add_argument("--big-eta", type=int, default=10, help="eta steps of the flatness runs")
     parser.add_argument("--big-roi", type=int, default=32, help="ROI size of the flatness runs")
     parser.add_argument("--only-big", action="store_true", help="run only the memory-flatness case")
+    parser.add_argument("--summarise", nargs="*", metavar="TAG",
+                        help="only combine out/sxdm_xsocs<TAG>.json files into RESULTS_sxdm_xsocs.md")
     parser.add_argument("--memory-mb", type=float, default=256.0)
     parser.add_argument("--skip-xsocs", action="store_true")
     parser.add_argument("--no-drift", action="store_true", help="forward model without sample drift")
     parser.add_argument("--tag", default="", help="suffix of the JSON/markdown names")
     args = parser.parse_args(argv)
+    if args.summarise is not None:
+        summarise(args.summarise)
+        return 0
 
     from helpers.paths import cache_dir
     from helpers.sxdm.io import open_sxdm_series
@@ -316,6 +321,23 @@ def write_table(results: dict, path: Path) -> None:
                      f"({run['input']['size_bytes'] / 1e9:.2f} GB) in {run['wall_s']:.0f} s, peak "
                      f"{run['peak_rss_mb']:.0f} MB (chunk {run['chunk']} points).")
     path.write_text("\n".join(lines) + "\n")
+
+
+def summarise(tags) -> None:
+    """RESULTS_sxdm_xsocs.md from several runs' JSON files (each keeps its own table)."""
+    parts = []
+    for tag in tags:
+        data = json.loads((HERE / "out" / f"sxdm_xsocs{tag}.json").read_text())
+        tmp = HERE / "out" / f"table{tag}.md"
+        write_table(data, tmp)
+        text = tmp.read_text().splitlines()
+        drift = data["input"].get("drift")
+        label = "" if drift is None else (
+            f" — forward model {'with' if drift else 'without'} sample drift between eta maps"
+            + (f" (rms {data['input']['drift_rms_um'] * 1e3:.0f} nm)" if drift else ""))
+        parts.append(f"## Run `{tag or 'default'}`{label}\n\n" + "\n".join(text[2:]))
+    (HERE / "RESULTS_sxdm_xsocs.md").write_text(
+        "# SXDM reduction: workbook vs XSOCS\n\n" + "\n\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":

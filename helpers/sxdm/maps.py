@@ -29,6 +29,10 @@ field                  shape                 unit       meaning
 ``params``             dict                  —          every reduction parameter (method, threshold…)
 =====================  ====================  =========  ================================================
 
+``sigma_q`` is measured along the X, Y, Z axes of the ROI centre's Q (``params["width_frame"]``), which
+differ from ``peak_frame`` (built on the mean Q) by the angle between the two, a few hundredths of a
+degree for a centred ROI: negligible for widths.
+
 Points outside the mask keep their values (NaN only where no peak could be measured; the flag then
 says why), so a user can re-threshold with :func:`apply_mask_threshold` without re-reducing.
 
