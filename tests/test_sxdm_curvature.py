@@ -1,0 +1,182 @@
+"""Radius of curvature (helpers.sxdm.curvature) on analytic, uniformly bent tilt fields of known R."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.sxdm import curvature as cv
+
+STEP_UM = 0.1
+
+
+def bent_field(radius_um, *, noise_deg=0.005, gradient_deg=30.0, tilt_dir_deg=75.0, semi_axes_um=(2.03, 1.43),
+               step_um=STEP_UM, seed=0, offset_deg=(0.02, -0.01)):
+    """A uniformly bent crystal: tilt vector linear in position along one direction, plus noise.
+
+    The elliptical particle has its first semi-axis along the gradient direction, so the true size
+    along that direction is 2 × semi_axes_um[0].
+    """
+    rng = np.random.default_rng(seed)
+    n = int(np.ceil(2.6 * max(semi_axes_um) / step_um)) | 1
+    x_um = (np.arange(n) - n // 2) * step_um
+    y_um = x_um.copy()
+    xx, yy = np.meshgrid(x_um, y_um)
+    g = np.deg2rad(gradient_deg)
+    s = xx * np.cos(g) + yy * np.sin(g)
+    w = -xx * np.sin(g) + yy * np.cos(g)
+    mask = (s / semi_axes_um[0]) ** 2 + (w / semi_axes_um[1]) ** 2 <= 1.0
+    u = np.deg2rad(tilt_dir_deg)
+    kappa_deg = np.degrees(1.0 / radius_um) if np.isfinite(radius_um) else 0.0
+    tilt = np.empty(mask.shape + (2,))
+    tilt[..., 0] = offset_deg[0] + kappa_deg * s * np.cos(u)
+    tilt[..., 1] = offset_deg[1] + kappa_deg * s * np.sin(u)
+    tilt += rng.normal(0.0, noise_deg, tilt.shape)
+    tilt[~mask] = np.nan
+    return tilt, mask, x_um, y_um
+
+
+@pytest.mark.parametrize("radius_um", [50.0, 150.0, 483.0, 1000.0, 2000.0])
+@pytest.mark.parametrize("gradient_deg", [0.0, 30.0, -60.0])
+def test_radius_of_uniform_bend_within_fit_error(radius_um, gradient_deg):
+    """R from the plane fit agrees with the true R within 4σ, σ being the least-squares error.
+
+    The noise is independent per point (σ = 0.005° — a COM tilt precision typical of the reduction,
+    WORKBOOK §2 measured ~5e-4° to 1e-2°), so the least-squares σ of κ is exact:
+    σ_κ = σ_t / sqrt(Σ s²); we check the fit reports that σ to 20 % and that |R − R_true| < 4 σ_R.
+    Size along the gradient direction is the ellipse's true extent within one scan cell projected on
+    that direction (grid discretisation of the boundary), and the direction within 1° (far more than
+    its noise error at these SNRs).
+    """
+    noise = 0.005
+    tilt, mask, x_um, y_um = bent_field(radius_um, noise_deg=noise, gradient_deg=gradient_deg)
+    res = cv.particle_curvature(tilt, mask, x_um, y_um)
+    assert res.flags == []
+    xx, yy = np.meshgrid(x_um, y_um)
+    g = np.deg2rad(gradient_deg)
+    s = (xx * np.cos(g) + yy * np.sin(g))[mask]
+    predicted_sigma = noise / np.sqrt(np.sum((s - s.mean()) ** 2))
+    assert res.curvature_sigma_deg_per_um == pytest.approx(predicted_sigma, rel=0.2)
+    assert abs(res.radius_um - radius_um) < 4 * res.radius_sigma_um
+    cell_um = STEP_UM * (abs(np.cos(g)) + abs(np.sin(g)))  # one scan cell projected on the axis
+    assert abs(res.size_um - 4.06) <= cell_um
+    assert abs(((res.gradient_direction_deg - gradient_deg) + 90) % 180 - 90) < 1.0
+    assert abs(((res.bending_axis_deg - gradient_deg) % 180) - 90) < 1.0
+    assert res.total_curvature_deg == pytest.approx(res.size_um * np.degrees(1 / radius_um), rel=0.05)
+
+
+def test_end_decile_estimate_agrees_with_plane_fit():
+    """The model-light end-decile Δφ agrees with the plane Δφ to a few σ of the decile medians."""
+    tilt, mask, x_um, y_um = bent_field(300.0, noise_deg=0.01, seed=3)
+    res = cv.particle_curvature(tilt, mask, x_um, y_um)
+    n_decile = res.n_points // 10
+    # medians of n points: σ ≈ 1.25 σ_t / sqrt(n); difference of two, scaled by size / Δs (≈ 1.5)
+    tol = 4 * 1.5 * 1.25 * 0.01 * np.sqrt(2.0 / n_decile)
+    assert res.total_curvature_ends_deg == pytest.approx(res.total_curvature_deg, abs=tol)
+
+
+def test_paper_particle_three_arithmetic():
+    """4.3 µm / 0.51° = 4.3 / 8.90e-3 rad = 483 µm (paper SI, WORKBOOK §2)."""
+    assert cv.radius_from_size_and_tilt(4.3, 0.51) == pytest.approx(483.1, abs=0.5)
+    assert cv.radius_from_size_and_tilt(4.3, 0.0) == np.inf
+    with pytest.raises(ValueError, match="size must be positive"):
+        cv.radius_from_size_and_tilt(0.0, 0.5)
+
+
+def test_polar_to_vector():
+    vec = cv.tilt_vector_deg(np.array([0.2, 0.1]), np.array([0.0, 90.0]))
+    np.testing.assert_allclose(vec, [[0.2, 0.0], [0.0, 0.1]], atol=1e-12)
+    with pytest.raises(ValueError, match="tilt_azimuth_deg"):
+        cv.tilt_vector_deg(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flat_particle_reports_no_measurable_curvature(seed):
+    """R → ∞: no division error, a flag, R = inf and a finite lower bound consistent with the noise."""
+    tilt, mask, x_um, y_um = bent_field(np.inf, noise_deg=0.01, seed=seed)
+    res = cv.particle_curvature(tilt, mask, x_um, y_um)
+    assert cv.FLAG_FLAT in res.flags and not res.measurable
+    assert res.radius_um == np.inf and np.isnan(res.radius_sigma_um)
+    assert np.isfinite(res.radius_lower_bound_um) and res.radius_lower_bound_um > 1000
+
+
+def test_two_domain_step_is_flagged():
+    """Two halves with different constant tilt (a domain boundary, no bending) are flagged as a step."""
+    tilt, mask, x_um, y_um = bent_field(np.inf, noise_deg=0.005, gradient_deg=0.0)
+    xx, _ = np.meshgrid(x_um, y_um)
+    tilt[..., 0] += np.where(xx > 0.3, 0.15, 0.0)
+    res = cv.particle_curvature(tilt, mask, x_um, y_um)
+    assert cv.FLAG_STEP in res.flags
+    bent = cv.particle_curvature(*bent_field(269.0, gradient_deg=0.0))
+    assert cv.FLAG_STEP not in bent.flags
+
+
+def test_twist_is_flagged_rank2():
+    """A saddle/twist (tilt turning along both directions equally) has no single bending axis."""
+    tilt, mask, x_um, y_um = bent_field(np.inf, noise_deg=0.002)
+    xx, yy = np.meshgrid(x_um, y_um)
+    tilt[..., 0] += 0.1 * xx
+    tilt[..., 1] += -0.1 * yy
+    res = cv.particle_curvature(tilt, mask, x_um, y_um)
+    assert cv.FLAG_RANK2 in res.flags
+
+
+def test_bad_inputs():
+    tilt, mask, x_um, y_um = bent_field(300.0)
+    one = np.zeros_like(mask)
+    one[mask.shape[0] // 2, mask.shape[1] // 2] = True
+    with pytest.raises(ValueError, match="only 1 masked scan point"):
+        cv.particle_curvature(tilt, one, x_um, y_um)
+    line = np.zeros_like(mask)
+    line[mask.shape[0] // 2, 15:30] = True
+    with pytest.raises(ValueError, match="lie on one line"):
+        cv.particle_curvature(tilt, line, x_um, y_um)
+    with pytest.raises(ValueError, match=r"expected \(n_slow, n_fast, 2\)"):
+        cv.particle_curvature(tilt[..., 0], mask, x_um, y_um)
+    with pytest.raises(ValueError, match="mask has shape"):
+        cv.particle_curvature(tilt, mask[1:], x_um, y_um)
+    with pytest.raises(ValueError, match="must be boolean"):
+        cv.particle_curvature(tilt, mask.astype(int), x_um, y_um)
+    with pytest.raises(ValueError, match="x_um has"):
+        cv.particle_curvature(tilt, mask, x_um[1:], y_um)
+
+
+def synthetic_ensemble(radius_um=269.0, n=7, scatter_deg=0.05, seed=1):
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(1.5, 6.0, n)
+    total = np.degrees(size / radius_um) + rng.normal(0, scatter_deg, n)
+    return size, total
+
+
+def test_ensemble_fit_recovers_radius_both_ways():
+    """Through the origin and with an intercept, R is within 3σ (slope error) of the truth; the 68 %
+    bootstrap interval contains the estimate and is of the same order as the delta-method σ."""
+    size, total = synthetic_ensemble(n=30)
+    for origin in (True, False):
+        fit = cv.ensemble_fit(size, total, through_origin=origin, rng=np.random.default_rng(5))
+        assert abs(fit.radius_um - 269.0) < 3 * fit.radius_sigma_um
+        lo, hi = fit.radius_interval_um
+        assert lo < fit.radius_um < hi
+        assert 0.4 < fit.radius_bootstrap_std_um / fit.radius_sigma_um < 2.5
+        assert fit.n_particles == 30 and fit.n_bootstrap == 2000
+    assert cv.ensemble_fit(size, total, through_origin=True).intercept_deg == 0.0
+
+
+def test_ensemble_fit_is_reproducible_with_seed():
+    size, total = synthetic_ensemble()
+    a = cv.ensemble_fit(size, total, rng=np.random.default_rng(7))
+    b = cv.ensemble_fit(size, total, rng=np.random.default_rng(7))
+    assert a.radius_interval_um == b.radius_interval_um
+
+
+def test_ensemble_bad_inputs():
+    with pytest.raises(ValueError, match="at least 3 particles"):
+        cv.ensemble_fit([1.0, 2.0], [0.2, 0.4])
+    with pytest.raises(ValueError, match="non-finite"):
+        cv.ensemble_fit([1.0, 2.0, 3.0], [0.2, np.inf, 0.5])
+    with pytest.raises(ValueError, match="same size"):
+        cv.ensemble_fit([2.0, 2.0, 2.0], [0.2, 0.3, 0.5], through_origin=False)
+    with pytest.raises(ValueError, match="slope"):
+        cv.ensemble_fit([1.0, 2.0, 3.0], [-0.2, -0.4, -0.6])
+    with pytest.raises(ValueError, match="sizes but"):
+        cv.ensemble_fit([1.0, 2.0, 3.0], [0.2, 0.4])
