@@ -180,3 +180,60 @@ def test_ensemble_bad_inputs():
         cv.ensemble_fit([1.0, 2.0, 3.0], [-0.2, -0.4, -0.6])
     with pytest.raises(ValueError, match="sizes but"):
         cv.ensemble_fit([1.0, 2.0, 3.0], [0.2, 0.4])
+
+
+def maps_from_tilt(tilt, mask, x_um, y_um, flags=None, d_angstrom=4.738):
+    """An SxdmMaps whose Q vectors carry the given tilt components about an identity peak frame."""
+    from helpers.sxdm.maps import SxdmMaps
+
+    q_len = 2 * np.pi / d_angstrom
+    tan = np.tan(np.deg2rad(np.nan_to_num(tilt)))
+    q = np.stack([tan[..., 0], tan[..., 1], np.ones(mask.shape)], -1)
+    q *= q_len / np.linalg.norm(q, axis=-1, keepdims=True)
+    shape = mask.shape
+    zeros = np.zeros(shape)
+    return SxdmMaps(
+        intensity=mask.astype(float) * 100 + 1, mask=mask, q=q, d_spacing=np.full(shape, d_angstrom),
+        strain=zeros, tilt_deg=zeros, tilt_azimuth_deg=zeros, sigma_q=np.zeros(shape + (3,)),
+        microstrain=zeros, flags=np.zeros(shape, np.uint16) if flags is None else flags,
+        q_uncertainty=np.zeros(shape + (3,)), x_um=x_um, y_um=y_um, peak_frame=np.eye(3),
+        reference_q=np.array([0, 0, q_len]), reference_d=d_angstrom,
+    )
+
+
+def test_cli_on_results_files(tmp_path, capsys):
+    """The sub-command reads maps files, recovers each R within 4σ, excludes a truncated particle by its
+    flags (with the reason), a flat one as not measurable, and fits the ensemble of the rest."""
+    from helpers.cli import main
+    from helpers.sxdm.cli_curvature import analyse_files
+    from helpers.sxdm.maps import FLAG_BITS, write_maps
+
+    radii = [200.0, 269.0, 350.0, 500.0]
+    paths = []
+    for i, radius in enumerate(radii):
+        tilt, mask, x_um, y_um = bent_field(radius, seed=10 + i, semi_axes_um=(1.0 + 0.6 * i, 0.9))
+        paths.append(write_maps(tmp_path / f"p{i + 1}.h5", maps_from_tilt(tilt, mask, x_um, y_um)))
+    tilt, mask, x_um, y_um = bent_field(269.0, seed=20)
+    right_half = mask & (np.arange(mask.shape[1]) > mask.shape[1] // 2)
+    flags = np.where(right_half, FLAG_BITS["truncated_detector"], 0).astype(np.uint16)
+    paths.append(write_maps(tmp_path / "p_trunc.h5", maps_from_tilt(tilt, mask, x_um, y_um, flags)))
+    tilt, mask, x_um, y_um = bent_field(np.inf, seed=21)
+    paths.append(write_maps(tmp_path / "p_flat.h5", maps_from_tilt(tilt, mask, x_um, y_um)))
+
+    result = analyse_files(paths)
+    for p, radius in zip(result["particles"][:4], radii, strict=True):
+        assert p["excluded"] is None
+        assert abs(p["radius_um"] - radius) < 4 * p["radius_sigma_um"]
+    assert "truncated_detector" in result["particles"][4]["excluded"]
+    assert result["particles"][5]["excluded"] == cv.FLAG_FLAT
+    assert result["ensemble"]["through_origin"]["n_particles"] == 4
+
+    out = tmp_path / "curv.json"
+    assert main(["sxdm-curvature", *map(str, paths), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ensemble R (through origin)" in text and "truncated_detector" in text and out.is_file()
+
+    assert main(["sxdm-curvature", str(tmp_path / "missing.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sxdm-curvature", *map(str, paths[:2])]) == 0
+    assert "fewer than 3 usable particles" in capsys.readouterr().out

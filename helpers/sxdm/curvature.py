@@ -376,17 +376,23 @@ def ensemble_fit(
     radius = 1.0 / slope_rad
     radius_sigma = np.deg2rad(slope_sigma) / slope_rad**2
 
-    radii = []
+    slopes = []
     for _ in range(n_bootstrap):
         pick = rng.integers(0, size.size, size.size)
-        if through_origin and np.all(size[pick] == 0) or (not through_origin and np.ptp(size[pick]) == 0):
-            continue
-        b, *_ = _line_fit(size[pick], total[pick], through_origin)
-        radii.append(1.0 / np.deg2rad(b) if b > 0 else np.inf)
-    radii = np.asarray(radii)
+        if not through_origin and np.ptp(size[pick]) == 0:
+            continue  # a fit with intercept is undefined for one distinct size
+        slopes.append(_line_fit(size[pick], total[pick], through_origin)[0])
+    slopes = np.deg2rad(np.asarray(slopes))
+    # R = 1/slope decreases monotonically with the slope: take quantiles of the slope (a resample
+    # with slope ≤ 0 has R = ∞ and then sets the upper end of the interval to ∞)
     alpha = (1.0 - confidence) / 2.0
-    interval = (float(np.quantile(radii, alpha)), float(np.quantile(radii, 1.0 - alpha)))
-    q16, q84 = np.quantile(radii, [0.15865, 0.84135])
+
+    def radius_at(quantile: float) -> float:
+        b = float(np.quantile(slopes, quantile))
+        return 1.0 / b if b > 0 else float("inf")
+
+    interval = (radius_at(1.0 - alpha), radius_at(alpha))
+    r16, r84 = radius_at(0.84135), radius_at(0.15865)
     return EnsembleFit(
         through_origin=through_origin,
         radius_um=float(radius),
@@ -396,9 +402,9 @@ def ensemble_fit(
         slope_deg_per_um=slope,
         slope_sigma_deg_per_um=slope_sigma,
         radius_interval_um=interval,
-        radius_bootstrap_std_um=float((q84 - q16) / 2.0),
+        radius_bootstrap_std_um=float((r84 - r16) / 2.0),
         n_particles=int(size.size),
-        n_bootstrap=int(radii.size),
+        n_bootstrap=int(slopes.size),
         confidence=float(confidence),
         names=names,
     )
@@ -411,3 +417,38 @@ def radius_from_size_and_tilt(size_um: float, total_curvature_deg: float) -> flo
     if total_curvature_deg == 0:
         return float("inf")
     return float(size_um / np.deg2rad(abs(total_curvature_deg)))
+
+
+#: quality flags of the reduction that make a particle's tilt map unreliable for a curvature
+EXCLUDING_FLAGS = ("truncated_detector", "truncated_rocking", "split_peak")
+
+
+def exclusion_reason(maps, max_flagged_fraction: float = 0.1) -> str | None:
+    """Why a reduced particle must not enter the ensemble fit, or ``None`` when it may.
+
+    A particle is excluded when more than ``max_flagged_fraction`` of its masked points carry a flag
+    of :data:`EXCLUDING_FLAGS` (e.g. the peak runs off the detector edge: the centre of mass, hence the
+    tilt, is biased towards the edge — the paper's particle 4), or when too few points are masked.
+
+    Parameters
+    ----------
+    maps : :class:`helpers.sxdm.maps.SxdmMaps`
+    max_flagged_fraction : tolerated fraction of flagged masked points
+    """
+    mask = np.asarray(maps.mask, bool)
+    n = int(mask.sum())
+    if n < MIN_POINTS:
+        return f"only {n} masked scan points (need {MIN_POINTS})"
+    reasons = []
+    for name in EXCLUDING_FLAGS:
+        frac = float(np.mean(maps.flagged(name)[mask]))
+        if frac > max_flagged_fraction:
+            reasons.append(f"{100 * frac:.0f} % of the masked points flagged {name}")
+    return "; ".join(reasons) if reasons else None
+
+
+def curvature_from_maps(maps, name: str = "particle", **kwargs) -> CurvatureResult:
+    """:func:`particle_curvature` of a reduced :class:`~helpers.sxdm.maps.SxdmMaps` (its tilt components
+    about the peak frame, its mask and piezo axes); ``kwargs`` go to :func:`particle_curvature`."""
+    return particle_curvature(maps.tilt_xy_deg, np.asarray(maps.mask, bool), maps.x_um, maps.y_um,
+                              name=name, **kwargs)
