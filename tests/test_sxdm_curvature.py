@@ -10,8 +10,17 @@ from helpers.sxdm import curvature as cv
 STEP_UM = 0.1
 
 
-def bent_field(radius_um, *, noise_deg=0.005, gradient_deg=30.0, tilt_dir_deg=75.0, semi_axes_um=(2.03, 1.43),
-               step_um=STEP_UM, seed=0, offset_deg=(0.02, -0.01)):
+def bent_field(
+    radius_um,
+    *,
+    noise_deg=0.005,
+    gradient_deg=30.0,
+    tilt_dir_deg=75.0,
+    semi_axes_um=(2.03, 1.43),
+    step_um=STEP_UM,
+    seed=0,
+    offset_deg=(0.02, -0.01),
+):
     """A uniformly bent crystal: tilt vector linear in position along one direction, plus noise.
 
     The elliptical particle has its first semi-axis along the gradient direction, so the true size
@@ -193,11 +202,22 @@ def maps_from_tilt(tilt, mask, x_um, y_um, flags=None, d_angstrom=4.738):
     shape = mask.shape
     zeros = np.zeros(shape)
     return SxdmMaps(
-        intensity=mask.astype(float) * 100 + 1, mask=mask, q=q, d_spacing=np.full(shape, d_angstrom),
-        strain=zeros, tilt_deg=zeros, tilt_azimuth_deg=zeros, sigma_q=np.zeros(shape + (3,)),
-        microstrain=zeros, flags=np.zeros(shape, np.uint16) if flags is None else flags,
-        q_uncertainty=np.zeros(shape + (3,)), x_um=x_um, y_um=y_um, peak_frame=np.eye(3),
-        reference_q=np.array([0, 0, q_len]), reference_d=d_angstrom,
+        intensity=mask.astype(float) * 100 + 1,
+        mask=mask,
+        q=q,
+        d_spacing=np.full(shape, d_angstrom),
+        strain=zeros,
+        tilt_deg=zeros,
+        tilt_azimuth_deg=zeros,
+        sigma_q=np.zeros(shape + (3,)),
+        microstrain=zeros,
+        flags=np.zeros(shape, np.uint16) if flags is None else flags,
+        q_uncertainty=np.zeros(shape + (3,)),
+        x_um=x_um,
+        y_um=y_um,
+        peak_frame=np.eye(3),
+        reference_q=np.array([0, 0, q_len]),
+        reference_d=d_angstrom,
     )
 
 

@@ -23,9 +23,9 @@ over seven particles (R = 269 ± 52 µm). Here every step is a fit:
    slope with its delta-method standard error and a percentile bootstrap interval over particles
    (seeded ``rng``).
 
-Uncertainties assume independent residuals between scan points. Real maps are correlated over the
-beam footprint (≈ 1–2 scan steps), so the quoted σ of a single particle is a lower bound by about the
-square root of the footprint area in scan points; the ensemble bootstrap over particles is not affected.
+Uncertainty of κ: the larger of the least-squares error (exact for independent residuals) and a
+spatial block bootstrap (tiles of ``block_um``, default 0.4 µm), because real residuals are correlated
+over the beam footprint and by smooth mosaicity, which least squares would take as independent.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class CurvatureResult:
     ----------
     radius_um, radius_sigma_um : radius of curvature R = L/Δφ and its 1σ (``inf``/``nan`` when flat)
     radius_lower_bound_um : R is larger than this at the significance level (≈ 4σ) (useful when flat)
-    curvature_deg_per_um, curvature_sigma_deg_per_um : tilt gradient κ along the gradient direction
+    curvature_deg_per_um, curvature_sigma_deg_per_um : tilt gradient κ along the gradient direction and
+        its 1σ, the larger of the least-squares (``_ols``) and spatial block-bootstrap (``_block``) errors
     total_curvature_deg, total_curvature_sigma_deg : Δφ = κ L from the fitted plane
     total_curvature_ends_deg : Δφ from the medians of the two end deciles along the axis (cross-check)
     size_um : extent of the mask along the gradient direction (µm)
@@ -69,6 +70,8 @@ class CurvatureResult:
     radius_lower_bound_um: float
     curvature_deg_per_um: float
     curvature_sigma_deg_per_um: float
+    curvature_sigma_ols_deg_per_um: float
+    curvature_sigma_block_deg_per_um: float
     total_curvature_deg: float
     total_curvature_sigma_deg: float
     total_curvature_ends_deg: float
@@ -115,9 +118,7 @@ def _grid_positions(x_um, y_um, shape: tuple[int, int]) -> tuple[np.ndarray, np.
     elif x_um.shape == shape and y_um.shape == shape:
         xx, yy = x_um, y_um
     else:
-        raise ValueError(
-            f"x_um {x_um.shape} / y_um {y_um.shape} match neither the map {shape} nor its axes"
-        )
+        raise ValueError(f"x_um {x_um.shape} / y_um {y_um.shape} match neither the map {shape} nor its axes")
     steps = np.concatenate([np.abs(np.diff(xx, axis=1)).ravel(), np.abs(np.diff(yy, axis=0)).ravel()])
     steps = steps[np.isfinite(steps) & (steps > 0)]
     step = float(np.median(steps)) if steps.size else 0.0
@@ -138,6 +139,32 @@ def _best_step_rss(profile: np.ndarray) -> float:
     return float(np.min((left_rss + right_rss)[keep])) if np.any(keep) else np.inf
 
 
+def _block_bootstrap_sigma(use, design, values, step_um, block_um, n_resamples, rng) -> float:
+    """Standard deviation of the slope (column 1 of ``design``) over resamples of square spatial tiles.
+
+    Returns 0 when there are fewer than 8 tiles (too few for a meaningful bootstrap: the
+    least-squares error is then used alone).
+    """
+    if n_resamples <= 0 or step_um <= 0:
+        return 0.0
+    block = max(2, int(round(block_um / step_um)))
+    rows, cols = np.nonzero(use)
+    tile = (rows // block) * (use.shape[1] // block + 1) + cols // block
+    _, tile_index = np.unique(tile, return_inverse=True)
+    n_tiles = int(tile_index.max()) + 1
+    if n_tiles < 8:
+        return 0.0
+    order = np.argsort(tile_index, kind="stable")
+    bounds = np.searchsorted(tile_index[order], np.arange(n_tiles + 1))
+    members = [order[bounds[k] : bounds[k + 1]] for k in range(n_tiles)]
+    slopes = []
+    for _ in range(n_resamples):
+        idx = np.concatenate([members[k] for k in rng.integers(0, n_tiles, n_tiles)])
+        coef, *_ = np.linalg.lstsq(design[idx], values[idx], rcond=None)
+        slopes.append(coef[1])
+    return float(np.std(slopes, ddof=1))
+
+
 def particle_curvature(
     tilt_vector: np.ndarray,
     mask: np.ndarray,
@@ -147,6 +174,9 @@ def particle_curvature(
     significance: float = 4.0,
     step_ratio_threshold: float = 0.5,
     rank2_threshold: float = 0.5,
+    block_um: float = 0.4,
+    n_block_bootstrap: int = 200,
+    rng: np.random.Generator | None = None,
     name: str = "particle",
 ) -> CurvatureResult:
     """Radius of curvature of one particle from its tilt-vector map.
@@ -161,6 +191,10 @@ def particle_curvature(
         of freedom, above 4 with probability 0.3 %)
     step_ratio_threshold : flag a step-like profile when RSS(step)/RSS(line) is below this
     rank2_threshold : flag a rank-2 gradient when σ₂/σ₁ of the gradient matrix exceeds this
+    block_um, n_block_bootstrap : side of the square tiles (µm) and number of resamples of the spatial
+        block bootstrap of κ; σ_κ is the larger of the least-squares and the block-bootstrap error, so
+        residuals correlated over the footprint or a smooth mosaicity are not taken as independent
+    rng : generator of the block bootstrap (default seeded 0: reproducible)
     name : used in error messages
 
     Returns
@@ -218,7 +252,17 @@ def particle_curvature(
     dof = max(n - 3, 1)
     cov = rss_line / dof * np.linalg.inv(design_1d.T @ design_1d)
     kappa = float(c1[1])
-    kappa_sigma = float(np.sqrt(cov[1, 1]))
+    kappa_sigma_ols = float(np.sqrt(cov[1, 1]))
+    kappa_sigma_block = _block_bootstrap_sigma(
+        use,
+        design_1d,
+        t_u,
+        step_um,
+        block_um,
+        n_block_bootstrap,
+        np.random.default_rng(0) if rng is None else rng,
+    )
+    kappa_sigma = max(kappa_sigma_ols, kappa_sigma_block)
 
     # each scan point covers one cell: add its width projected on the gradient direction
     size_um = float(s.max() - s.min() + step_um * (abs(grad_dir[0]) + abs(grad_dir[1])))
@@ -257,6 +301,8 @@ def particle_curvature(
         radius_lower_bound_um=float(lower_bound),
         curvature_deg_per_um=kappa,
         curvature_sigma_deg_per_um=kappa_sigma,
+        curvature_sigma_ols_deg_per_um=kappa_sigma_ols,
+        curvature_sigma_block_deg_per_um=kappa_sigma_block,
         total_curvature_deg=float(total),
         total_curvature_sigma_deg=float(total_sigma),
         total_curvature_ends_deg=float(ends),
@@ -450,5 +496,6 @@ def exclusion_reason(maps, max_flagged_fraction: float = 0.1) -> str | None:
 def curvature_from_maps(maps, name: str = "particle", **kwargs) -> CurvatureResult:
     """:func:`particle_curvature` of a reduced :class:`~helpers.sxdm.maps.SxdmMaps` (its tilt components
     about the peak frame, its mask and piezo axes); ``kwargs`` go to :func:`particle_curvature`."""
-    return particle_curvature(maps.tilt_xy_deg, np.asarray(maps.mask, bool), maps.x_um, maps.y_um,
-                              name=name, **kwargs)
+    return particle_curvature(
+        maps.tilt_xy_deg, np.asarray(maps.mask, bool), maps.x_um, maps.y_um, name=name, **kwargs
+    )
