@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from helpers.synthetic import sxdm_model as sm
 
-ENSEMBLE_VERSION = "1"
+ENSEMBLE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,11 @@ def build_particle(s: ParticleSpec, rng: np.random.Generator, fine_step_um: floa
             model,
             rng,
             4,
-            radius_um=(0.2, 0.3),
+            radius_um=(0.3, 0.45),
             tilt_rms_deg=0.3,
             d_rel_rms=8e-4,
-            thickness_um=0.5,
-            region_um=(0.3, ext_x - 0.3, 0.3, ext_y - 0.3),
+            thickness_um=0.8,
+            region_um=(0.4, ext_x - 0.4, 0.4, ext_y - 0.4),
         )
     model.design = {**asdict(s), "total_curvature_deg": s.total_curvature_deg}
     return model
@@ -306,6 +306,7 @@ def generate_particle(
         axis_angle_deg=s.axis_angle_deg,
         tilt_deg=sim.truth.tilt_deg,
         mean_d_A=sim.truth.mean_d_A,
+        mean_q=sim.truth.mean_q,
         intensity=sim.truth.intensity,
         domains=domain_truth(model, sim.truth.x_um[0], sim.truth.y_um[:, 0]),
     )
