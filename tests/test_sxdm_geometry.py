@@ -121,3 +121,17 @@ def test_bad_geometry_input_raises_clear_errors(kwargs, match):
 def test_energy_wavelength_round_trip():
     assert geo.energy_from_wavelength_kev(1.24e-10) == pytest.approx(9.999, abs=5e-4)
     assert geo.wavelength_from_energy_m(geo.energy_from_wavelength_kev(1.3e-10)) == pytest.approx(1.3e-10)
+
+
+def test_fractional_coordinates_reproduce_integer_pixels():
+    """q_at_detector_coordinates at integer pixels equals pixel_q_vectors (same closed form, 1e-14)."""
+    eta = np.array([7.0, 7.6])
+    q = geo.pixel_q_vectors(
+        eta, 2.0, 0.7, 15.0, LAM_M, DIST_M, PIX_M, (250.5, 260.2), (516, 516), (10, 14, 20, 25)
+    )
+    rows, cols = np.meshgrid(np.arange(10, 14), np.arange(20, 25), indexing="ij")
+    for i, e in enumerate(eta):
+        qf = geo.q_at_detector_coordinates(
+            e, rows, cols, 2.0, 0.7, 15.0, LAM_M, DIST_M, PIX_M, (250.5, 260.2)
+        )
+        np.testing.assert_allclose(qf, q[i], rtol=0, atol=1e-14)

@@ -20,6 +20,8 @@ Public API (stable; other modules code against it)
 --------------------------------------------------
 ``pixel_q_vectors(eta_deg, phi_deg, nu_deg, delta_deg, wavelength_m, distance_m, pixel_size_m,
 beam_center_px, detector_shape, roi=None) -> ndarray (n_eta, ny, nx, 3) float64, 1/Å, sample frame``
+``q_at_detector_coordinates(eta_deg, row_px, col_px, phi_deg, nu_deg, delta_deg, wavelength_m,
+distance_m, pixel_size_m, beam_center_px)`` (fractional pixels, broadcasting),
 ``rotation_matrix(axis, angle_deg)``, ``sample_rotation(eta_deg, phi_deg)``,
 ``detector_rotation(nu_deg, delta_deg)``, ``d_from_q(q)``, ``q_from_d(d)``,
 ``peak_frame_axes(q_ref, phi_deg=0.0)``, ``wavelength_from_energy_m(energy_kev)``,
@@ -175,6 +177,42 @@ def pixel_q_vectors(
             kf_lab = q_lab
         out[index] = kf_lab @ rot_sample_t[index].T
     return out
+
+
+def q_at_detector_coordinates(
+    eta_deg,
+    row_px,
+    col_px,
+    phi_deg,
+    nu_deg,
+    delta_deg,
+    wavelength_m: float,
+    distance_m: float,
+    pixel_size_m,
+    beam_center_px,
+) -> np.ndarray:
+    """Q (1/Å, sample frame) at fractional full-detector pixel coordinates; all angle/pixel inputs broadcast.
+
+    Same convention as :func:`pixel_q_vectors` (which it reproduces at integer pixels); used to invert
+    the geometry (find where a given Q lands on the detector and in eta).
+    """
+    eta, row, col, phi, nu, delta = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (eta_deg, row_px, col_px, phi_deg, nu_deg, delta_deg))
+    )
+    pix = np.broadcast_to(np.asarray(pixel_size_m, dtype=np.float64), (2,))
+    k = 2.0 * np.pi / (wavelength_m * 1e10)
+    pos = np.stack(
+        [
+            np.full(row.shape, float(distance_m)),
+            (col - beam_center_px[1]) * pix[1],
+            -(row - beam_center_px[0]) * pix[0],
+        ],
+        axis=-1,
+    )
+    unit = pos / np.linalg.norm(pos, axis=-1, keepdims=True)
+    q_lab = k * np.einsum("...ij,...j->...i", detector_rotation(nu, delta), unit)
+    q_lab[..., 0] -= k
+    return np.einsum("...ji,...j->...i", sample_rotation(eta, phi), q_lab)
 
 
 def d_from_q(q) -> np.ndarray:
