@@ -499,3 +499,109 @@ def curvature_from_maps(maps, name: str = "particle", **kwargs) -> CurvatureResu
     return particle_curvature(
         maps.tilt_xy_deg, np.asarray(maps.mask, bool), maps.x_um, maps.y_um, name=name, **kwargs
     )
+
+
+@dataclass
+class ParticleAnalysis:
+    """Everything the ensemble table and the curvature fit need about one reduced particle.
+
+    Attributes
+    ----------
+    name : particle name
+    n_points : masked scan points
+    mean_d_angstrom, microstrain : mean d and relative spread std(d)/mean(d) over the mask (Fig. 1E)
+    n_domains : orientation domains with ≥ 5 % of the masked points
+    main_domain_fraction : fraction of the masked points in the largest domain
+    main_mask : (n_slow, n_fast) bool, the largest orientation domain (where R is measured)
+    curvature : :class:`CurvatureResult` on ``main_mask``, or ``None`` when it could not be measured
+    excluded : why the particle is left out of the ensemble fit, or ``None``
+    """
+
+    name: str
+    n_points: int
+    mean_d_angstrom: float
+    microstrain: float
+    n_domains: int
+    main_domain_fraction: float
+    main_mask: np.ndarray
+    curvature: CurvatureResult | None
+    excluded: str | None
+
+
+def analyse_particle(
+    maps,
+    name: str = "particle",
+    *,
+    tilt_jump_deg: float = 0.08,
+    max_flagged_fraction: float = 0.1,
+    significance: float = 4.0,
+    rng: np.random.Generator | None = None,
+) -> ParticleAnalysis:
+    """Quality flags, orientation domains and radius of curvature of one reduced particle.
+
+    The curvature is measured on the largest orientation domain
+    (:func:`helpers.sxdm.domains.segment_domains` on the tilt alone, neighbour jump ``tilt_jump_deg``):
+    neighbouring crystallites and sub-grains with their own orientation would otherwise add their
+    offsets to the tilt range of a fused aggregate. A particle is excluded from the ensemble when its
+    reduction flags say the tilt is biased (:func:`exclusion_reason`), when no curvature is measurable,
+    or when the tilt pattern is not one bending axis (step or rank-2 flags).
+    """
+    from helpers.sxdm.domains import segment_domains
+
+    mask = np.asarray(maps.mask, bool)
+    d = np.asarray(maps.d_spacing, float)[mask]
+    d = d[np.isfinite(d)]
+    mean_d = float(np.mean(d)) if d.size else float("nan")
+    microstrain = float(np.std(d) / mean_d) if d.size else float("nan")
+    reason = exclusion_reason(maps, max_flagged_fraction)
+    tilt = maps.tilt_xy_deg
+    main = mask
+    n_domains, main_fraction = 0, 0.0
+    if mask.sum() >= MIN_POINTS:
+        labels = segment_domains(tilt, None, mask, tilt_jump_deg=tilt_jump_deg)
+        counts = np.bincount(labels.ravel())[1:]
+        n_domains = int(np.sum(counts >= 0.05 * mask.sum()))
+        main = labels == 1
+        main_fraction = float(counts[0] / mask.sum())
+    result = None
+    try:
+        result = particle_curvature(
+            tilt, main, maps.x_um, maps.y_um, significance=significance, rng=rng, name=name
+        )
+    except ValueError as err:
+        reason = reason or str(err)
+    if reason is None and result is not None and result.flags:
+        reason = "; ".join(result.flags)
+    return ParticleAnalysis(
+        name=name,
+        n_points=int(mask.sum()),
+        mean_d_angstrom=mean_d,
+        microstrain=microstrain,
+        n_domains=n_domains,
+        main_domain_fraction=main_fraction,
+        main_mask=main,
+        curvature=result,
+        excluded=reason,
+    )
+
+
+def summary_rows(analyses: list[ParticleAnalysis]) -> list[dict]:
+    """One row per particle (for a table): size, mean d, microstrain, total tilt, R, domains, exclusion."""
+    rows = []
+    for a in analyses:
+        c = a.curvature
+        rows.append(
+            {
+                "particle": a.name,
+                "points": a.n_points,
+                "size_um": c.size_um if c else float("nan"),
+                "mean_d_A": a.mean_d_angstrom,
+                "microstrain": a.microstrain,
+                "total_tilt_deg": c.total_curvature_deg if c else float("nan"),
+                "R_um": c.radius_um if c else float("nan"),
+                "R_sigma_um": c.radius_sigma_um if c else float("nan"),
+                "domains": a.n_domains,
+                "excluded": a.excluded or "",
+            }
+        )
+    return rows
