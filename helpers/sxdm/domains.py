@@ -6,6 +6,8 @@ a threshold on the misorientation between neighbouring pixels), with d-spacing a
 1. every masked scan point gets a feature vector ``(t_x/Δt, t_y/Δt, (d − d̃)/Δd)``, the tilt vector
    in degrees and d in Å, each divided by the *jump* that separates two domains (``tilt_jump_deg``,
    ``d_jump_angstrom``);
+   The scan's uniform bend (median neighbour-to-neighbour tilt change) is subtracted first, so that only the
+   departures from one bending axis are compared;
 2. neighbouring masked points (4-connectivity, :func:`sklearn.feature_extraction.image.grid_to_graph`)
    are joined when their feature distance is below 1;
 3. domains are the connected components of that graph (:func:`scipy.sparse.csgraph.connected_components`).
@@ -90,6 +92,26 @@ def _check_inputs(tilt_vector, d_spacing, mask, tilt_jump_deg, d_jump_angstrom):
     return tilt_vector, use
 
 
+def bend_gradient(tilt_vector: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The uniform-bend part of a tilt map (deg): the median neighbour-to-neighbour tilt change.
+
+    Along rows and columns, the median over all pairs of adjacent masked points of the tilt
+    difference is the bend per scan step; domain boundaries and small crystallites touch few pairs,
+    so they do not bias it (a plane fit would: it tilts to absorb a step between two halves).
+    Returns ``g_col · (col − c̄) + g_row · (row − r̄)``, shape (n_slow, n_fast, 2).
+    """
+    tilt = np.asarray(tilt_vector, float)
+    pair_col = mask[:, 1:] & mask[:, :-1]
+    pair_row = mask[1:, :] & mask[:-1, :]
+    if not (pair_col.any() and pair_row.any()):
+        return np.zeros_like(tilt)
+    g_col = np.median((tilt[:, 1:] - tilt[:, :-1])[pair_col], axis=0)
+    g_row = np.median((tilt[1:, :] - tilt[:-1, :])[pair_row], axis=0)
+    rows, cols = np.nonzero(mask)
+    yy, xx = np.indices(mask.shape)
+    return (yy - rows.mean())[..., None] * g_row + (xx - cols.mean())[..., None] * g_col
+
+
 def segment_domains(
     tilt_vector: np.ndarray,
     d_spacing: np.ndarray | None,
@@ -98,6 +120,7 @@ def segment_domains(
     tilt_jump_deg: float = 0.05,
     d_jump_angstrom: float = 2e-3,
     min_points: int = 5,
+    remove_bend: bool = True,
 ) -> np.ndarray:
     """Label orientation/d domains of a scan.
 
@@ -109,12 +132,17 @@ def segment_domains(
     tilt_jump_deg, d_jump_angstrom : neighbour change that separates two domains
     min_points : components smaller than this are merged into their closest adjacent domain
         (boundary points); isolated ones (no adjacent domain) are kept
+    remove_bend : subtract the scan's uniform tilt gradient (median neighbour change, :func:`bend_gradient`)
+        before comparing neighbours, so that a strong bend sampled at a coarse step (step/R above
+        the jump) is not cut into slices; a boundary jump is unchanged by it
 
     Returns
     -------
     labels : (n_slow, n_fast) int, 0 outside the mask, domains numbered 1, 2, … by decreasing size
     """
     tilt_vector, use = _check_inputs(tilt_vector, d_spacing, mask, tilt_jump_deg, d_jump_angstrom)
+    if remove_bend:
+        tilt_vector = tilt_vector - bend_gradient(tilt_vector, use)
     feats = _features(tilt_vector, d_spacing, use, tilt_jump_deg, d_jump_angstrom)
     graph = neighbour_graph(use).tocoo()
     off = graph.row != graph.col

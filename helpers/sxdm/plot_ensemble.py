@@ -132,4 +132,4 @@ def plot_curvature_fit(ax, sizes_um, totals_deg, names, fits=(), sigmas_deg=None
     ax.set_ylabel("total curvature Δφ (deg)")
     ax.set_xlim(0, None)
     ax.set_ylim(0, None)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")

@@ -292,9 +292,11 @@ def generate_particle(
             },
         )
     elif method == "frames":
-        from helpers.sxdm.reduce import reduce  # noqa: F401  (raises ImportError until it exists)
+        from helpers.sxdm.reduce import reduce
+        from helpers.synthetic.sxdm_scan import write_simulation
 
-        raise NotImplementedError("frame-level reduction of the ensemble is not wired yet")
+        raw = write_simulation(sim, folder / f"particle_{number}_scan.h5", external_frames=False)
+        reduce(raw, out=maps_path, method="com", progress=False)
     else:
         raise ValueError(f"method must be 'truth' or 'frames', got {method!r}")
     truth_path = folder / f"particle_{number}_truth.npz"
