@@ -122,7 +122,7 @@ print(table[["points", "size_um", "size_design_um", "mean_d_A", "microstrain_1e-
 
 # %%
 design_ok = table.drop(index=["#8"])
-assert np.allclose(design_ok["size_um"], design_ok["design size (µm)"], rtol=0.04)
+assert np.allclose(design_ok["size_um"], design_ok["size_design_um"], rtol=0.04)
 assert table.loc["#1", "microstrain"] > 5 * table.loc["#2", "microstrain"], "#1 is the striped one"
 
 # %% [markdown]
