@@ -104,3 +104,38 @@ def test_particle_eight_domains_against_truth(ensemble):
     # the two halves differ by the designed d offset, 6e-4 relative
     one, two = stats[matches[1][0]], stats[matches[2][0]]
     assert (two.mean_d_angstrom - one.mean_d_angstrom) / one.mean_d_angstrom == pytest.approx(6e-4, rel=0.1)
+
+
+def test_cli_on_the_ensemble_maps_files(ensemble, capsys):
+    """`nmc-workbook sxdm-curvature` on the eight cached maps files: particle 4 excluded with its reason,
+    the other seven fitted, and the same R as the notebook's functions give."""
+    from helpers.cli import main
+    from helpers.sxdm.cli_curvature import analyse_files
+
+    paths = [str(ensemble[n]["path"]) for n in sorted(ensemble)]
+    result = analyse_files(paths)
+    assert [p["excluded"] is None for p in result["particles"]] == [n != 4 for n in sorted(ensemble)]
+    fit = result["ensemble"]["through_origin"]
+    assert fit["n_particles"] == 7
+    ref = cv.ensemble_fit(
+        [p["size_um"] for p in result["particles"] if p["excluded"] is None],
+        [p["total_curvature_deg"] for p in result["particles"] if p["excluded"] is None],
+    )
+    assert fit["radius_um"] == pytest.approx(ref.radius_um)
+    assert main(["sxdm-curvature", *paths]) == 0
+    assert "truncated_detector" in capsys.readouterr().out
+
+
+def test_frame_level_reduction_agrees_with_truth_maps(tmp_path):
+    """Particle 7 simulated as detector frames (coarse 0.2 µm step to stay fast) and reduced by
+    helpers.sxdm.reduce: its R agrees with the truth-map path and the design within 4 % (the 40-point
+    map and the footprint-weighted COM bias at the rim set that scale), its size within one step."""
+    pytest.importorskip("helpers.sxdm.reduce")
+    frames = se.ensemble_maps([7], method="frames", cache=tmp_path, scan_step_um=0.2)[7]
+    truth = se.ensemble_maps([7], method="truth", cache=tmp_path, scan_step_um=0.2)[7]
+    a_frames = cv.analyse_particle(frames["maps"], "#7 frames")
+    a_truth = cv.analyse_particle(truth["maps"], "#7 truth")
+    assert a_frames.excluded is None and a_truth.excluded is None
+    assert a_frames.curvature.radius_um == pytest.approx(a_truth.curvature.radius_um, rel=0.04)
+    assert a_frames.curvature.radius_um == pytest.approx(se.spec(7).radius_um, rel=0.04)
+    assert abs(a_frames.curvature.size_um - a_truth.curvature.size_um) <= 0.2 + 1e-9

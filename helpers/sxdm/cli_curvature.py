@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "sxdm-curvature")
         default=0.1,
         help="exclude a particle when more of its points carry a truncation/split flag",
     )
+    parser.add_argument(
+        "--tilt-jump",
+        type=float,
+        default=0.08,
+        help="neighbour tilt change (deg) separating orientation domains; R is measured on the largest",
+    )
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples over particles")
     parser.add_argument("--confidence", type=float, default=0.68, help="bootstrap interval probability")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
@@ -52,6 +58,7 @@ def analyse_files(
     mask_threshold=None,
     significance=4.0,
     max_flagged_fraction=0.1,
+    tilt_jump_deg=0.08,
     n_bootstrap=2000,
     confidence=0.68,
     seed=0,
@@ -66,19 +73,28 @@ def analyse_files(
         if mask_threshold is not None:
             maps = apply_mask_threshold(maps, mask_threshold)
         entry = {"file": path.name, "sha256": file_sha256(path)}
-        reason = cv.exclusion_reason(maps, max_flagged_fraction)
-        try:
-            res = cv.curvature_from_maps(maps, name=path.name, significance=significance)
-        except ValueError as err:
-            entry.update(excluded=str(err))
-            particles.append(entry)
-            continue
-        entry.update(
-            {k: (v if not isinstance(v, float) or np.isfinite(v) else str(v)) for k, v in vars(res).items()}
+        analysis = cv.analyse_particle(
+            maps,
+            path.name,
+            tilt_jump_deg=tilt_jump_deg,
+            max_flagged_fraction=max_flagged_fraction,
+            significance=significance,
         )
-        if reason is None and not res.measurable:
-            reason = cv.FLAG_FLAT
-        entry["excluded"] = reason
+        entry.update(
+            points=analysis.n_points,
+            mean_d_angstrom=analysis.mean_d_angstrom,
+            microstrain=analysis.microstrain,
+            domains=analysis.n_domains,
+            main_domain_fraction=analysis.main_domain_fraction,
+        )
+        if analysis.curvature is not None:
+            entry.update(
+                {
+                    k: (v if not isinstance(v, float) or np.isfinite(v) else str(v))
+                    for k, v in vars(analysis.curvature).items()
+                }
+            )
+        entry["excluded"] = analysis.excluded
         particles.append(entry)
     used = [p for p in particles if p.get("excluded") is None]
     out = {
@@ -89,8 +105,11 @@ def analyse_files(
             "total_curvature_deg": "degree",
             "radius_um": "micrometre",
             "curvature_deg_per_um": "degree/micrometre",
+            "mean_d_angstrom": "angstrom",
+            "microstrain": "std(d)/mean(d)",
         },
         "parameters": {
+            "tilt_jump_deg": tilt_jump_deg,
             "mask_threshold": mask_threshold,
             "significance": significance,
             "max_flagged_fraction": max_flagged_fraction,
@@ -124,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         mask_threshold=args.mask_threshold,
         significance=args.significance,
         max_flagged_fraction=args.max_flagged_fraction,
+        tilt_jump_deg=args.tilt_jump,
         n_bootstrap=args.bootstrap,
         confidence=args.confidence,
         seed=args.seed,
