@@ -513,7 +513,10 @@ def _check_vds_sources(path: Path, dset: h5py.Dataset, where: str):
         return
     for source in dset.virtual_sources():
         name = source.file_name
-        candidate = Path(name) if Path(name).is_absolute() else path.parent / name
+        # relative source names resolve from the file that holds the virtual dataset (XSOCS masters
+        # reach it through external links, so that is not necessarily ``path``)
+        holder = Path(dset.file.filename).parent
+        candidate = Path(name) if Path(name).is_absolute() else holder / name
         if name == ".":
             continue
         if not candidate.exists():

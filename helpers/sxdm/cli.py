@@ -1,0 +1,68 @@
+"""``nmc-workbook sxdm-maps INPUT --out maps.h5``: a thin layer over :func:`helpers.sxdm.reduce.reduce`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _roi(text: str):
+    parts = [p for p in text.replace(",", " ").split() if p]
+    if len(parts) != 4:
+        raise ValueError(f"--roi {text!r}: give four integers row0,row1,col0,col1 (full-detector pixels)")
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError as err:
+        raise ValueError(f"--roi {text!r}: give four integers row0,row1,col0,col1") from err
+
+
+def add_arguments(parser, name: str = "sxdm-maps") -> None:
+    """Options of ``sxdm-maps``."""
+    parser.add_argument("input", help="BLISS dataset file (all SXDM entries) or XSOCS master file")
+    parser.add_argument("--out", required=True, help="results HDF5 file (group /maps)")
+    parser.add_argument("--detector", default=None, help="detector name (default: the only/known one)")
+    parser.add_argument("--roi", default=None, help="detector ROI row0,row1,col0,col1 (full-detector px)")
+    parser.add_argument("--method", choices=("com", "gauss"), default="gauss",
+                        help="3-D centre of mass or Poisson 3-D Gaussian fit (default: gauss)")
+    parser.add_argument("--mask-threshold", type=float, default=0.2,
+                        help="mask = intensity >= this fraction of the maximum (default 0.2, as the paper)")
+    parser.add_argument("--reference-d", type=float, default=None,
+                        help="d_ref of the strain in Å (default: mean d over the mask)")
+    parser.add_argument("--background", default="auto", help="'auto' or counts per pixel per frame")
+    parser.add_argument("--min-counts", type=float, default=50.0, help="net counts below which a point "
+                        "is flagged low_counts (default 50)")
+    parser.add_argument("--saturation", type=float, default=None,
+                        help="counts/pixel/frame treated as saturated (default: Maxipix 11810)")
+    parser.add_argument("--median", type=int, default=None, help="odd median kernel per frame (default off)")
+    parser.add_argument("--memory-mb", type=float, default=512.0, help="memory budget (default 512 MB)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    """Reduce ``args.input`` and write ``args.out``; print a one-line summary."""
+    from helpers.sxdm.reduce import MAXIPIX_SATURATION, flag_summary, reduce
+
+    background = args.background if args.background == "auto" else float(args.background)
+    out = Path(args.out)
+    if out.resolve() == Path(args.input).resolve():
+        raise ValueError(f"--out {out} is the input file: the input is never modified, choose another name")
+    maps = reduce(
+        args.input,
+        out,
+        detector=args.detector,
+        roi=_roi(args.roi) if args.roi else None,
+        method=args.method,
+        mask_threshold=args.mask_threshold,
+        reference_d=args.reference_d,
+        background=background,
+        min_counts=args.min_counts,
+        saturation=MAXIPIX_SATURATION if args.saturation is None else args.saturation,
+        median_size=args.median,
+        memory_limit_mb=args.memory_mb,
+        progress=not args.quiet,
+    )
+    flags = {k: v for k, v in flag_summary(maps).items() if v}
+    print(
+        f"{out}: {maps.shape[0]} x {maps.shape[1]} points, {int(maps.mask.sum())} in the mask, "
+        f"mean d {maps.reference_d:.5f} Å, flags {flags or 'none'}"
+    )
+    return 0
