@@ -218,7 +218,7 @@ def write_bliss_sxdm(
             det["y_pixel_size"] = float(pixel_size_m)
             det["x_pixel_size"].attrs["units"] = "m"
             det["y_pixel_size"].attrs["units"] = "m"
-            det["pixel_mask"] = mask.astype(np.uint8)
+            det.create_dataset("pixel_mask", data=mask.astype(np.uint8), compression="gzip", shuffle=True)
             det["image_roi_offset"] = np.array([roi[0], roi[2]], dtype=np.int64)
             det["detector_shape"] = np.array(mask.shape, dtype=np.int64)
             mono = instr.create_group("monochromator")

@@ -11,7 +11,11 @@ import importlib
 from pathlib import Path
 
 SAMPLES: dict[str, tuple[str, str, str]] = {
-    # "sxdm_fig1_particle": ("helpers.synthetic.sxdm_samples", "write_fig1_sample", "..."),
+    "sxdm_fig1_particle": (
+        "helpers.synthetic.sxdm_samples",
+        "write_fig1_sample",
+        "SXDM series of the Fig. 1 particle (40x40 points, 30 eta, 64x64 ROI) + truth",
+    ),
 }
 
 

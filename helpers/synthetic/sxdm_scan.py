@@ -80,7 +80,7 @@ class ScanSettings:
     nu_deg: float = 0.0
     delta_deg: float | None = None  # default: 2θ of d_ref_A
     d_ref_A: float = D003_A
-    sigma_eta_deg: float = 0.012
+    sigma_eta_deg: float = 0.015
     sigma_row_px: float = 1.5
     sigma_col_px: float = 1.2
     counts_per_um: float = 3000.0  # integrated counts per µm thickness under the footprint centre
@@ -163,14 +163,22 @@ class SxdmSimulation:
     def n_points(self) -> int:
         return self.settings.n_fast * self.settings.n_slow
 
-    def iter_lines(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (slow index, frames uint32 (n_fast, n_eta, ny, nx)) for each scan line.
+    def iter_lines(self, n_lines: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (slow index, frames uint32 (n_fast, n_eta, ny, nx)) for each scan line (the first
+        ``n_lines`` only, if given: they are identical to those of a full run).
 
         Memory: one line, n_fast·n_eta·ny·nx·(4 + 8) bytes while it is being made.
         """
         rng = np.random.default_rng(self.seed_frames)
-        for j in range(self.settings.n_slow):
+        for j in range(self.settings.n_slow if n_lines is None else min(n_lines, self.settings.n_slow)):
             yield j, self._line(j, rng)
+
+    def expected_frames(self, i_fast: int, j_slow: int, drift: bool = True) -> np.ndarray:
+        """Noise-free expected counts (n_eta, ny, nx) at scan point (j_slow, i_fast), nominal monitor,
+        no background or bad pixels; ``drift=False`` puts every eta map at the nominal position."""
+        s = self.settings
+        px, py = s.start_um[0] + i_fast * s.step_um[0], s.start_um[1] + j_slow * s.step_um[1]
+        return self._expected_point(px, py, self._cells, drift)
 
     def frames(self) -> np.ndarray:
         """All frames, uint32 (n_slow, n_fast, n_eta, ny, nx); only for small cases."""
@@ -185,10 +193,10 @@ class SxdmSimulation:
         for i in range(s.n_fast):
             point = j * s.n_fast + i
             px, py = s.start_um[0] + i * s.step_um[0], s.start_um[1] + j * s.step_um[1]
-            expected[i] = (
-                self._expected_point(px, py, cells) * (self.monitor[:, point] / s.monitor_mean)[:, None, None]
-            )
-        expected += s.background_per_px
+            scale = (self.monitor[:, point] / s.monitor_mean)[:, None, None]
+            # background falls on every virtual pixel, so the wide chip-edge pixels collect 3x of it
+            ext = self._expected_point(px, py, cells, merge=False) * scale + s.background_per_px
+            expected[i] = self._merge_gaps(ext)
         local = self._local_mask
         hot_r, hot_c = self._hot
         expected[..., hot_r, hot_c] += s.hot_rate
@@ -198,7 +206,9 @@ class SxdmSimulation:
         counts[..., local] *= ~self._gap_local[local]
         return counts
 
-    def _expected_point(self, px: float, py: float, cells: dict) -> np.ndarray:
+    def _expected_point(
+        self, px: float, py: float, cells: dict, drift: bool = True, merge: bool = True
+    ) -> np.ndarray:
         """Expected counts (n_eta, ny, nx) at nominal monitor for piezo position (px, py)."""
         s = self.settings
         n_eta = s.eta_deg.size
@@ -209,8 +219,9 @@ class SxdmSimulation:
         out = np.zeros((n_eta, ny_ext, nx_ext))
         if near.size:
             sx, sy = cells["sigma_beam"]
-            dx = cx[near][None, :] - px - self.truth.drift_um[:, :1]
-            dy = cy[near][None, :] - py - self.truth.drift_um[:, 1:]
+            shift = self.truth.drift_um if drift else np.zeros_like(self.truth.drift_um)
+            dx = cx[near][None, :] - px - shift[:, :1]
+            dy = cy[near][None, :] - py - shift[:, 1:]
             foot = np.exp(-0.5 * ((dx / sx) ** 2 + (dy / sy) ** 2))  # (n_eta, n_near)
             amp = foot * cells["weight"][near][None, :] * cells["g_eta"][:, near]  # (n_eta, n_near)
             g_row, g_col = cells["g_row"][near], cells["g_col"][near]
@@ -221,7 +232,7 @@ class SxdmSimulation:
                 idx = np.flatnonzero(amp[e] > threshold)
                 if idx.size:
                     out[e] = (g_row[idx].T * amp[e, idx]) @ g_col[idx]
-        return self._merge_gaps(out)
+        return self._merge_gaps(out) if merge else out
 
     def _merge_gaps(self, ext: np.ndarray) -> np.ndarray:
         """Extended virtual-pixel frames -> Maxipix pixels (wide chip-edge pixels), cropped to the ROI."""
@@ -449,3 +460,51 @@ def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, **
         external_frames=external_frames,
         **kwargs,
     )
+
+
+def settings_for_particle(
+    particle: ParticleModel,
+    scan_step_um: float = 0.1,
+    margin_um: float = 0.2,
+    eta_step_deg: float = 0.025,
+    eta_margin_deg: float = 0.08,
+    roi_size: int | None = 64,
+    **overrides,
+) -> ScanSettings:
+    """ScanSettings covering the particle's support (+ margin) and its Bragg peaks.
+
+    The raster covers the support's bounding box plus ``margin_um``; the rocking range spans the cells'
+    Bragg angles ± ``eta_margin_deg``; the ROI (``roi_size``² pixels, None = full detector) is centred
+    on the Bragg spot of the support's mean Q. Any ``ScanSettings`` field can be overridden (e.g.
+    ``eta_deg`` for a truncated rocking range, ``roi`` to let a peak run off the detector).
+    """
+    sup = particle.support
+    gx, gy = particle.coordinates()
+    x0, x1 = gx[sup].min() - margin_um, gx[sup].max() + margin_um
+    y0, y1 = gy[sup].min() - margin_um, gy[sup].max() + margin_um
+    n_fast = int(np.ceil((x1 - x0) / scan_step_um)) + 1
+    n_slow = int(np.ceil((y1 - y0) / scan_step_um)) + 1
+    base = ScanSettings(n_fast=n_fast, n_slow=n_slow, start_um=(x0, y0), step_um=(scan_step_um, scan_step_um))
+    for key, value in overrides.items():
+        if not hasattr(base, key):
+            raise ValueError(f"ScanSettings has no field {key!r}")
+        setattr(base, key, value)
+    probe = base.resolved()
+    probe.roi = (0, probe.detector_shape[0], 0, probe.detector_shape[1])
+    q = particle.q_vectors()[sup]
+    coords = _bragg_coordinates(q, probe)[0]
+    if "eta_deg" not in overrides:
+        lo, hi = coords[:, 0].min() - eta_margin_deg, coords[:, 0].max() + eta_margin_deg
+        n_eta = int(np.ceil((hi - lo) / eta_step_deg)) + 1
+        base.eta_deg = lo + eta_step_deg * np.arange(n_eta)
+    if "roi" not in overrides:
+        if roi_size is None:
+            base.roi = None
+        else:
+            w = particle.weight()[sup]
+            centre = _bragg_coordinates((w @ q / w.sum())[None, :], probe)[0][0]
+            n_rows, n_cols = base.detector_shape
+            r0 = int(np.clip(round(centre[1] - roi_size / 2), 0, n_rows - roi_size))
+            c0 = int(np.clip(round(centre[2] - roi_size / 2), 0, n_cols - roi_size))
+            base.roi = (r0, r0 + roi_size, c0, c0 + roi_size)
+    return base.resolved()
