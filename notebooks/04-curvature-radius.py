@@ -28,7 +28,8 @@
 # ensemble: what R does a line of total curvature against size give, through the origin or with an
 # intercept (the paper does not say which), and how wide is its interval when particles are resampled?
 #
-# **Prerequisites:** notebook 03 (the ensemble). **Time to run:** ≈ 10 s.
+# **Prerequisites:** notebook 03 (the ensemble). **Time to run:** ≈ 10 s after notebook 03 (≈ 40 s
+# on a cold cache).
 
 # %% [markdown]
 # ## Setup
@@ -47,8 +48,8 @@ helpers.setup()
 
 # %% tags=["parameters"]
 # parameters: edit to explore
-method = "truth"  # how the ensemble maps are made (see notebook 03, Data)
-scan_step_um = 0.1
+method = "frames"  # how the ensemble maps are made (see notebook 03, Data)
+scan_step_um = 0.2
 tilt_jump_deg = 0.08  # orientation domains: R is measured on the largest one
 n_bootstrap = 2000  # resamples over particles for the ensemble interval
 confidence = 0.68  # central probability of the interval (≈ ±1σ, like the paper's ±)
@@ -59,8 +60,9 @@ paper_radius_um, paper_sigma_um = 269.0, 52.0  # ensemble (paper)
 # %% [markdown]
 # ## Data
 #
-# The same cached ensemble as notebook 03 (generated on first use, a few seconds). The forward model
-# keeps each particle's designed bending radius and its exact tilt field.
+# The same cached ensemble as notebook 03: simulated detector frames reduced by `helpers.sxdm.reduce`
+# at a 0.2 µm step (≈ 30 s on first use, then read from the cache). The forward model keeps each
+# particle's designed bending radius and its exact (noise-free, footprint-weighted) tilt field.
 
 # %%
 ensemble = sxdm_ensemble.ensemble_maps(method=method, scan_step_um=scan_step_um)
@@ -97,16 +99,21 @@ per_particle = pd.DataFrame(rows).set_index("particle")
 print(per_particle.drop(columns="excluded").to_string(float_format=lambda v: f"{v:.3g}"))
 
 # %% [markdown]
-# "R exact field" is the same fit on the forward model's noise-free tilt field over the same points:
-# our estimate agrees with it within its σ. The design radius differs from both by up to a few %,
-# because the truth field also holds the smooth random mosaicity of the model, whose long wavelengths
-# look like extra bending — a real limit of any R measured on a finite crystal. The bending axis
-# (from +x, folded into −90°…90°) is recovered to within a degree. The design row of particle 8 is the
-# whole aggregate; ours is its largest domain (notebook 03), bent with the same radius.
+# "R exact field" is the same fit on the forward model's noise-free tilt field over the same points.
+# Our estimate agrees with it to ≤ 2 %, more than its statistical σ: the centre of mass of frames
+# sampled at a coarse 0.2 µm step by an 80 nm beam carries a small systematic bias at the rims
+# (`method = "truth"` removes it and the agreement is then within σ). The design radius differs from
+# both by up to a few %, because the truth field also holds the smooth random mosaicity of the model,
+# whose long wavelengths look like extra bending — a real limit of any R measured on a finite
+# crystal. The bending axis (from +x, folded into −90°…90°) is recovered to within a degree. The
+# design row of particle 8 is the whole aggregate; ours is its largest domain (notebook 03), bent with
+# the same radius.
 
 # %%
 good = per_particle[per_particle["excluded"] == ""]
-assert np.all(np.abs(good["R (µm)"] - good["R exact field (µm)"]) < 4 * good["σR (µm)"] + 1e-3 * good["R exact field (µm)"])
+systematic = 0.02 if method == "frames" else 1e-3  # measured COM bias of the coarse frame reduction
+assert np.all(np.abs(good["R (µm)"] - good["R exact field (µm)"])
+              < 4 * good["σR (µm)"] + systematic * good["R exact field (µm)"])
 assert np.all(np.abs(good["R (µm)"] / good["R design (µm)"] - 1) < 0.06)
 assert np.all(np.abs(good["axis (deg)"] - good["axis design (deg)"]) < 2.0)
 
@@ -231,7 +238,7 @@ print(f"ensemble, with intercept: R = {fits[1].radius_um:.0f} µm, bootstrap [{l
 # exact tilt field; particle 3 reproduces the paper's 4.3 µm / 0.51° / 483 µm. Through the origin,
 # the ensemble line gives an R close to the design's 267 µm and the paper's 269 ± 52 µm, with a
 # bootstrap interval of about ±20 %. With a free intercept the slope of seven points is poorly
-# determined (the interval reaches several hundred µm), which is why the workbook quotes the
+# determined (its bootstrap interval reaches beyond 1000 µm), which is why the workbook quotes the
 # through-origin fit: the descriptor is only as good as the number of particles behind it.
 #
 # **On your own data:** `nmc-workbook sxdm-curvature maps_*.h5 --out curvature.json` runs the same
