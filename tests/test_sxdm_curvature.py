@@ -257,3 +257,35 @@ def test_cli_on_results_files(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["sxdm-curvature", *map(str, paths[:2])]) == 0
     assert "fewer than 3 usable particles" in capsys.readouterr().out
+
+
+def test_ensemble_fit_with_intercept_matches_scipy_linregress():
+    """The intercept fit's slope, intercept and their standard errors equal scipy.stats.linregress's."""
+    from scipy.stats import linregress
+
+    size, total = synthetic_ensemble(n=9, seed=4)
+    fit = cv.ensemble_fit(size, total, through_origin=False)
+    ref = linregress(size, total)
+    assert fit.slope_deg_per_um == pytest.approx(ref.slope, rel=1e-10)
+    assert fit.slope_sigma_deg_per_um == pytest.approx(ref.stderr, rel=1e-10)
+    assert fit.intercept_deg == pytest.approx(ref.intercept, abs=1e-12)
+    assert fit.intercept_sigma_deg == pytest.approx(ref.intercept_stderr, rel=1e-10)
+    assert fit.radius_um == pytest.approx(1 / np.deg2rad(ref.slope), rel=1e-10)
+
+
+def test_analyse_particle_reports_instead_of_raising():
+    """analyse_particle turns the bad cases into an exclusion reason: one-pixel mask, flat particle;
+    a clean bend is measured on its single domain and equals curvature_from_maps."""
+    tilt, mask, x_um, y_um = bent_field(300.0, seed=7)
+    maps = maps_from_tilt(tilt, mask, x_um, y_um)
+    good = cv.analyse_particle(maps, "bent")
+    assert good.excluded is None and good.n_domains == 1 and good.main_domain_fraction == 1.0
+    assert good.curvature.radius_um == pytest.approx(cv.curvature_from_maps(maps).radius_um)
+    one = np.zeros_like(mask)
+    one[mask.shape[0] // 2, mask.shape[1] // 2] = True
+    tiny = cv.analyse_particle(maps_from_tilt(tilt, one, x_um, y_um), "tiny")
+    assert tiny.curvature is None and "only 1 masked scan point" in tiny.excluded
+    flat = cv.analyse_particle(maps_from_tilt(*bent_field(np.inf, seed=8)), "flat")
+    assert flat.excluded == cv.FLAG_FLAT and flat.curvature.radius_um == np.inf
+    rows = cv.summary_rows([good, tiny, flat])
+    assert [r["excluded"] for r in rows] == ["", tiny.excluded, cv.FLAG_FLAT]
