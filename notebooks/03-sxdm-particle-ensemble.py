@@ -195,7 +195,7 @@ for ax, n in zip(axes.ravel(), numbers, strict=True):
     plot_ensemble.plot_pole_figure(ax, ensemble[n]["maps"], f"#{n}")
 fig.supxlabel("tilt towards X, rocking (deg)")
 fig.supylabel("tilt towards Y, along the ring (deg)")
-fig.suptitle("Fig. S4: pole figures — a line is one bending axis, a cloud per domain is an aggregate")
+fig.suptitle("Fig. S4: pole figures — one bending axis draws a straight line")
 helpers.save_figure(fig, "figS4_pole_figures")
 plt.show()
 
@@ -210,9 +210,11 @@ plt.show()
 
 # %% [markdown]
 # Fig. 3A: #1 shows its stripes, #6 its shell with shorter c, #8 the d step between its two halves.
-# Fig. 3B and S4: every particle but #8 is a single colour ramp — one bending axis, a straight line in
-# the pole figure; #4's ramp runs along Y (the Debye ring), which moves its peak across the detector
-# until it leaves the ROI. Fig. S5: #8's two halves differ by ≈ 0.18° in tilt and 6 × 10⁻⁴ in d; the
+# Fig. 3B and S4: every particle is a colour ramp — one bending axis, a straight line in the pole
+# figure; #4's ramp runs along Y (the Debye ring), which moves its peak across the detector until it
+# leaves the ROI. In #8 the two halves' tilt offset lies along the same line, so the pole figure alone
+# does not separate them (the d step and the jump in the map do); its small crystallites are the
+# isolated points off the line. Fig. S5: #8's two halves differ by ≈ 0.18° in tilt and 6 × 10⁻⁴ in d; the
 # small crystallites around it each form their own domain.
 
 # %% [markdown]
