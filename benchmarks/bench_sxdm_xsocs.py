@@ -1,0 +1,301 @@
+"""SXDM reduction, side by side: the workbook (helpers.sxdm.reduce) vs XSOCS, on one forward-model file.
+
+Both tools read the same BLISS dataset file (frames in per-scan detector files behind virtual datasets,
+as at ID01), written by the forward model of ``helpers.synthetic`` whose exact footprint-weighted mean
+Q per scan point is the truth. Each step runs in its own subprocess, one after another in this one
+run, with wall time and the peak resident memory of its whole process tree (psutil, sampled every
+50 ms; XSOCS's worker processes included). Accuracy: strain and tilt RMSE against the truth over the
+truth's 20 %-of-maximum mask (the same points for every method).
+
+XSOCS pipeline (as its GUI does it): ``make_xsocs_links`` → ``QSpaceConverter`` (50 × 100 × 100,
+monitor ``mon1``, the detector's pixel mask, 2 processes) → ``PeakFitter`` centroid and Gaussian
+(2 processes). Workbook: ``reduce(method="com")`` and ``reduce(method="gauss")`` (numba, all cores).
+
+Usage: ``python benchmarks/bench_sxdm_xsocs.py [--points 40] [--eta 40] [--roi 128] [--big 0]``
+(``--big 200`` adds the 200 × 200-point memory-flatness run of the workbook alone).
+Writes ``benchmarks/out/sxdm_xsocs.json`` and ``benchmarks/RESULTS_sxdm_xsocs.md``.
+The machine is shared (2 cores, other jobs running): absolute times vary, ratios are what counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _settings(n_points: int, n_eta: int, roi_px: int, drift: bool = True):
+    from helpers.synthetic import sxdm_scan as SS
+
+    base = SS.ScanSettings()
+    r_c, c_c = (int(round(v)) for v in base.beam_center_px)
+    half = roi_px // 2
+    eta = None
+    settings = SS.ScanSettings(
+        n_fast=n_points,
+        n_slow=n_points,
+        start_um=(0.05, 0.05),
+        step_um=(4.0 / n_points, 4.0 / n_points),
+        roi=(r_c - half, r_c + half, c_c - half, c_c + half),
+    )
+    if not drift:
+        settings.drift_um_per_eta = 0.0
+        settings.position_jitter_um = 0.0
+    theta = np.degrees(np.arcsin(settings.wavelength_m * 1e10 / (2 * settings.d_ref_A)))
+    eta = theta + (0.025 * 30 / n_eta) * (np.arange(n_eta) - (n_eta - 1) / 2)
+    settings.eta_deg = eta
+    return settings
+
+
+def make_input(n_points: int, n_eta: int, roi_px: int, folder: Path, drift: bool = True):
+    """Forward-model BLISS file (cached) and its truth (npz)."""
+    from helpers.synthetic import sxdm_model as SM
+    from helpers.synthetic import sxdm_scan as SS
+
+    name = f"bench_{n_points}x{n_points}_{n_eta}eta_{roi_px}px" + ("" if drift else "_nodrift")
+    path = folder / name / "dataset.h5"
+    truth_path = folder / name / "truth.npz"
+    info_path = folder / name / "info.json"
+    if path.exists() and truth_path.exists() and info_path.exists():
+        return path, truth_path, json.loads(info_path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    particle = SM.fig1_particle(np.random.default_rng(1))
+    sim = SS.simulate_scan(particle, _settings(n_points, n_eta, roi_px, drift), np.random.default_rng(2))
+    SS.write_simulation(sim, path, external_frames=True, compression=None)
+    np.savez(truth_path, mean_q=sim.truth.mean_q, intensity=sim.truth.intensity)
+    size = sum(p.stat().st_size for p in path.parent.rglob("*.h5"))
+    info = {"generation_s": time.perf_counter() - t0, "size_bytes": size, "drift": drift,
+            "drift_rms_um": float(np.sqrt(np.mean(sim.truth.drift_um**2))),
+            "shape": [n_points, n_points, n_eta, roi_px, roi_px]}
+    info_path.write_text(json.dumps(info))
+    return path, truth_path, info
+
+
+# -------------------------------------------------------------------------------- measured steps
+
+
+def _step_workbook(path, method, out, memory_mb):
+    from helpers.sxdm.reduce import reduce
+
+    maps = reduce(path, out, method=method, progress=False, memory_limit_mb=memory_mb)
+    return {"q": maps.q.tolist(), "chunk": maps.params["points_per_chunk"]}
+
+
+def _step_xsocs_convert(path, workdir):
+    from xsocs.io.bliss import make_xsocs_links
+    from xsocs.process.qspace.QSpaceConverter import QSpaceConverter
+
+    from helpers.sxdm.io import open_sxdm_series
+
+    master = make_xsocs_links(str(path), str(workdir))
+    series = open_sxdm_series(path)
+    converter = QSpaceConverter(master, qspace_dims=(50, 100, 100), output_f=str(Path(workdir) / "qspace.h5"))
+    converter.normalizer = "mon1"
+    converter.mask = series.pixel_mask.astype(np.int8)
+    converter.n_proc = 2
+    converter.convert(overwrite=True)
+    return {"qspace": str(Path(workdir) / "qspace.h5")}
+
+
+def _step_xsocs_fit(qspace_f, kind):
+    from xsocs.process.fit.peak_fit import FitTypes, PeakFitter
+
+    fit_type = FitTypes.CENTROID if kind == "com" else FitTypes.GAUSSIAN
+    fitter = PeakFitter(qspace_f, fit_type=fit_type, n_proc=2)
+    res = fitter.peak_fit()
+    name = "COM" if kind == "com" else "Center"
+    q = np.stack([res.get_results(k, name) for k in range(3)], axis=-1)
+    return {"q": q.tolist(), "x": res.sample_x.tolist(), "y": res.sample_y.tolist()}
+
+
+def _child(conn, func, args):
+    try:
+        conn.send(("ok", func(*args)))
+    except BaseException as err:  # noqa: BLE001 - report any failure to the parent
+        import traceback
+
+        conn.send(("error", f"{err!r}\n{traceback.format_exc()}"))
+    conn.close()
+
+
+def measure(func, *args) -> dict:
+    """Run ``func(*args)`` in a fresh process; wall time and peak RSS of its process tree."""
+    import psutil
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    t0 = time.perf_counter()
+    proc = ctx.Process(target=_child, args=(child, func, args))
+    proc.start()
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    result = None
+    while True:
+        try:
+            tree = [ps] + ps.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        if parent.poll(0.05):
+            result = parent.recv()
+            break
+        if not proc.is_alive():
+            break
+    proc.join()
+    wall = time.perf_counter() - t0
+    if result is None or result[0] != "ok":
+        raise RuntimeError(f"{func.__name__} failed: {result[1] if result else 'no result'}")
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, **result[1]}
+
+
+# -------------------------------------------------------------------------------- accuracy
+
+
+def accuracy(q, truth_q, mask) -> dict:
+    """Strain RMSE (relative to each one's masked mean d) and tilt RMSE (deg) vs the truth."""
+    from helpers.sxdm.geometry import peak_frame_axes
+    from helpers.sxdm.maps import tilt_components_deg
+
+    q = np.asarray(q, float)
+    ok = mask & np.isfinite(q).all(axis=-1)
+    d = 2 * np.pi / np.linalg.norm(q, axis=-1)
+    d_true = 2 * np.pi / np.linalg.norm(truth_q, axis=-1)
+    strain = d / np.mean(d[ok]) - 1
+    strain_true = d_true / np.mean(d_true[ok]) - 1
+    frame = peak_frame_axes(np.mean(truth_q[ok], axis=0))
+    tilt = tilt_components_deg(q, frame)
+    tilt_true = tilt_components_deg(truth_q, frame)
+    tilt = tilt - tilt[ok].mean(axis=0)
+    tilt_true = tilt_true - tilt_true[ok].mean(axis=0)
+    return {
+        "strain_rmse": float(np.sqrt(np.mean((strain - strain_true)[ok] ** 2))),
+        "tilt_rmse_deg": float(np.sqrt(np.mean(np.sum((tilt - tilt_true)[ok] ** 2, axis=-1)))),
+        "n_points_compared": int(ok.sum()),
+        "n_points_missing": int((mask & ~ok).sum()),
+    }
+
+
+def _xsocs_to_grid(res, shape, x_um, y_um):
+    """XSOCS results are per acquisition index; map them to (n_slow, n_fast) by nearest position."""
+    q = np.asarray(res["q"], float)
+    x, y = np.asarray(res["x"]), np.asarray(res["y"])
+    col = np.abs(x[:, None] - x_um[None, :]).argmin(axis=1)
+    row = np.abs(y[:, None] - y_um[None, :]).argmin(axis=1)
+    out = np.full(shape + (3,), np.nan)
+    out[row, col] = q
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=40)
+    parser.add_argument("--eta", type=int, default=40)
+    parser.add_argument("--roi", type=int, default=128)
+    parser.add_argument("--big", type=int, default=0, help="also a BIG × BIG memory-flatness run (0 = skip)")
+    parser.add_argument("--memory-mb", type=float, default=512.0)
+    parser.add_argument("--skip-xsocs", action="store_true")
+    parser.add_argument("--no-drift", action="store_true", help="forward model without sample drift")
+    parser.add_argument("--tag", default="", help="suffix of the JSON/markdown names")
+    args = parser.parse_args(argv)
+
+    from helpers.paths import cache_dir
+    from helpers.sxdm.io import open_sxdm_series
+
+    folder = cache_dir() / "bench_sxdm"
+    out_dir = HERE / "out"
+    out_dir.mkdir(exist_ok=True)
+    path, truth_path, info = make_input(args.points, args.eta, args.roi, folder, drift=not args.no_drift)
+    truth = np.load(truth_path)
+    mask = truth["intensity"] >= 0.2 * truth["intensity"].max()
+    series = open_sxdm_series(path)
+    x_um, y_um = series.x_um.mean(axis=0), series.y_um.mean(axis=1)
+    size_gb = info["size_bytes"] / 1e9
+    print(f"input {path} ({size_gb:.2f} GB, made in {info['generation_s']:.0f} s)", flush=True)
+
+    results = {"input": info, "steps": {}, "accuracy": {}}
+    for method in ("com", "gauss"):
+        step = measure(_step_workbook, path, method, str(path.parent / f"maps_{method}.h5"), args.memory_mb)
+        results["steps"][f"workbook_{method}"] = {k: step[k] for k in ("wall_s", "peak_rss_mb", "chunk")}
+        results["accuracy"][f"workbook_{method}"] = accuracy(step["q"], truth["mean_q"], mask)
+        print(method, results["steps"][f"workbook_{method}"], results["accuracy"][f"workbook_{method}"],
+              flush=True)
+    if not args.skip_xsocs:
+        work = path.parent / "xsocs"
+        work.mkdir(exist_ok=True)
+        conv = measure(_step_xsocs_convert, path, str(work))
+        results["steps"]["xsocs_qspace"] = {k: conv[k] for k in ("wall_s", "peak_rss_mb")}
+        print("xsocs conversion", results["steps"]["xsocs_qspace"], flush=True)
+        for kind in ("com", "gauss"):
+            fit = measure(_step_xsocs_fit, conv["qspace"], kind)
+            results["steps"][f"xsocs_fit_{kind}"] = {k: fit[k] for k in ("wall_s", "peak_rss_mb")}
+            q = _xsocs_to_grid(fit, series.scan_shape, x_um, y_um)
+            results["accuracy"][f"xsocs_{kind}"] = accuracy(q, truth["mean_q"], mask)
+            print("xsocs", kind, results["steps"][f"xsocs_fit_{kind}"], results["accuracy"][f"xsocs_{kind}"],
+                  flush=True)
+    if args.big:
+        big_path, _, big_info = make_input(args.big, args.eta, args.roi, folder)
+        step = measure(_step_workbook, big_path, "com", str(folder / "maps_big.h5"), args.memory_mb)
+        results["big"] = {"input": big_info, "wall_s": step["wall_s"], "peak_rss_mb": step["peak_rss_mb"]}
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "platform": platform.platform(), "load_avg_1min": os.getloadavg()[0]}
+    (out_dir / f"sxdm_xsocs{args.tag}.json").write_text(json.dumps(results, indent=1))
+    write_table(results, HERE / f"RESULTS_sxdm_xsocs{args.tag}.md")
+    return 0
+
+
+def write_table(results: dict, path: Path) -> None:
+    """Markdown table of one run."""
+    s, a = results["steps"], results["accuracy"]
+    shape = results["input"]["shape"]
+    lines = [
+        "# SXDM reduction: workbook vs XSOCS (one run, same file)",
+        "",
+        f"Input: forward-model BLISS file, {shape[0]} × {shape[1]} points × {shape[2]} eta × "
+        f"{shape[3]}² ROI ({results['input']['size_bytes'] / 1e9:.2f} GB), written by "
+        "`benchmarks/bench_sxdm_xsocs.py`. Truth: the footprint-weighted mean Q of each point. "
+        f"Machine: {results['machine']['cpus']} shared cores (1-min load "
+        f"{results['machine']['load_avg_1min']:.1f} at the end: other jobs ran too, so compare ratios).",
+        "",
+        "| step | wall time (s) | peak memory (MB) | strain RMSE | tilt RMSE (deg) |",
+        "|---|---|---|---|---|",
+    ]
+
+    def row(name, step_keys, acc_key):
+        wall = sum(s[k]["wall_s"] for k in step_keys if k in s)
+        mem = max(s[k]["peak_rss_mb"] for k in step_keys if k in s)
+        acc = a.get(acc_key, {})
+        lines.append(f"| {name} | {wall:.1f} | {mem:.0f} | {acc.get('strain_rmse', float('nan')):.2e} | "
+                     f"{acc.get('tilt_rmse_deg', float('nan')):.2e} |")
+
+    row("workbook 3-D COM (`reduce(method='com')`)", ["workbook_com"], "workbook_com")
+    row("workbook Poisson 3-D Gaussian (`reduce(method='gauss')`)", ["workbook_gauss"], "workbook_gauss")
+    if "xsocs_qspace" in s:
+        row("XSOCS q-space conversion + COM", ["xsocs_qspace", "xsocs_fit_com"], "xsocs_com")
+        row("XSOCS q-space conversion + Gaussian", ["xsocs_qspace", "xsocs_fit_gauss"], "xsocs_gauss")
+        t_x = s["xsocs_qspace"]["wall_s"] + s["xsocs_fit_com"]["wall_s"]
+        lines += [
+            "",
+            f"Speed-up (XSOCS conversion + COM) / workbook COM: {t_x / s['workbook_com']['wall_s']:.1f}×; "
+            f"/ workbook Gaussian: {t_x / s['workbook_gauss']['wall_s']:.1f}×. "
+            f"Strain RMSE ratio workbook Gaussian / XSOCS COM: "
+            f"{a['workbook_gauss']['strain_rmse'] / a['xsocs_com']['strain_rmse']:.2f}.",
+        ]
+    if "big" in results:
+        b = results["big"]
+        lines += ["", f"Memory flatness: {b['input']['shape'][0]}² points, workbook COM: "
+                  f"{b['wall_s']:.0f} s, peak {b['peak_rss_mb']:.0f} MB."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
