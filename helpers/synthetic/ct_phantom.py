@@ -339,6 +339,7 @@ def make_powder_phantom(
     sizes = []
     target_volume = nmc_fraction * np.prod(shape)
     total = 0.0
+
     def need_more() -> bool:
         return total < target_volume if n_particles is None else len(sizes) < n_particles
 
