@@ -4,7 +4,8 @@ All functions return the **projected refractive-index decrement** D = ∫δ dt i
 (so a reconstruction of D gives δ per voxel directly). Units: distances and pixel sizes in metres,
 energy in keV. The δ/β convention is the paper's (δ/β = 87 for NMC) and nabu's.
 
-- :func:`paganin`: nabu ``PaganinPhaseRetrieval`` (single distance, homogeneous object):
+- :func:`paganin`: Paganin (single distance, homogeneous object), the workbook's padded version or
+  nabu ``PaganinPhaseRetrieval``:
   D = −(δ/β)·(λ/4π)·ln(F⁻¹[F(I/I₀) / (1 + πλz(δ/β)|u|²)]).
 - :func:`ctf_single`: nabu ``CTFPhaseRetrieval`` (single distance, homogeneous CTF); phase φ = −kD.
 - :func:`ctf_multi`: the workbook's multi-distance homogeneous CTF (least squares over distances,
@@ -48,19 +49,56 @@ def _check_geometry(distance_m: float, pixel_size_m: float, delta_beta: float) -
         )
 
 
+def paganin_length_px(delta_beta: float, energy_kev: float, distance_m: float, pixel_size_m: float) -> float:
+    """Width of the Paganin low-pass, L = √(πλz·δ/β) (pixels): the filter halves frequency 1/L.
+
+    At the paper's δ/β = 87 and 25 nm pixels, L ≈ 136 px at z = 1 mm: images must be padded by a few L.
+    """
+    return float(np.sqrt(np.pi * wavelength_m(energy_kev) * distance_m * delta_beta) / pixel_size_m)
+
+
 def paganin(
     transmission: np.ndarray,
     delta_beta: float,
     energy_kev: float,
     distance_m: float,
     pixel_size_m: float,
-    padding: str = "edge",
+    backend: str = "workbook",
+    pad_px: int | None = None,
 ) -> np.ndarray:
-    """Paganin retrieval with nabu; returns D = ∫δ dt in pixels (same shape as the input)."""
-    from nabu.preproc.phase import PaganinPhaseRetrieval
+    """Paganin retrieval; returns D = ∫δ dt in pixels (same shape as the input).
 
+    ``backend="workbook"``: the same formula with edge padding of ``pad_px`` per side (default
+    max(3L, n/2), L from :func:`paganin_length_px`) so the filter does not wrap around; ``"nabu"``:
+    nabu ``PaganinPhaseRetrieval`` (pads to twice the size, which is not enough when L is comparable
+    to the image, as in small test images; both agree on large images, see the benchmark).
+    """
     _check_geometry(distance_m, pixel_size_m, delta_beta)
     stack, single = _as_stack(transmission)
+    lam = wavelength_m(energy_kev)
+    if backend == "workbook":
+        ny, nx = stack.shape[1:]
+        if pad_px is None:
+            pad_px = int(
+                max(3 * paganin_length_px(delta_beta, energy_kev, distance_m, pixel_size_m), ny // 2, nx // 2)
+            )
+        shape = (ny + 2 * pad_px, nx + 2 * pad_px)
+        uy = np.fft.fftfreq(shape[0], d=pixel_size_m)
+        ux = np.fft.rfftfreq(shape[1], d=pixel_size_m)
+        filt = 1.0 / (1.0 + np.pi * lam * distance_m * delta_beta * (uy[:, None] ** 2 + ux[None, :] ** 2))
+        out = np.empty_like(stack)
+        for i, radio in enumerate(stack):
+            padded = np.pad(radio.astype(np.float64), pad_px, mode="edge")
+            filtered = np.fft.irfft2(np.fft.rfft2(padded) * filt, s=shape)[
+                pad_px : pad_px + ny, pad_px : pad_px + nx
+            ]
+            out[i] = -delta_beta * lam / (4 * np.pi) * np.log(np.clip(filtered, 1e-6, None)) / pixel_size_m
+        return out[0] if single else out
+    if backend != "nabu":
+        raise ValueError(f"unknown Paganin backend {backend!r}: 'workbook' or 'nabu'")
+    from nabu.preproc.phase import PaganinPhaseRetrieval
+
+    padding = "edge"
     retr = PaganinPhaseRetrieval(
         stack.shape[1:],
         distance=distance_m,
@@ -70,7 +108,6 @@ def paganin(
         padding=padding,
         fft_num_threads=1,
     )
-    lam = wavelength_m(energy_kev)
     out = np.empty_like(stack)
     for i, radio in enumerate(stack):
         filtered = retr.retrieve_phase(np.ascontiguousarray(radio))
@@ -112,25 +149,41 @@ def register_distances(
     distances_m: list[float],
     pixel_size_m: float,
     upsample: int = 20,
+    smooth_px: float = 2.0,
 ) -> list[tuple[float, float]]:
     """Shift (rows, cols) that brings each distance onto the first one.
 
-    Phase correlation (scikit-image, 1/``upsample`` px) of Paganin-retrieved images, which look alike at
-    every distance (raw Fresnel fringes do not). ``transmissions[k]`` is (rows, cols) or a stack whose
-    first image is used.
+    Phase correlation (scikit-image, 1/``upsample`` px) of single-distance CTF retrievals (nabu), which
+    look alike at every distance (raw Fresnel fringes do not). ``transmissions[k]`` is (rows, cols) or a
+    stack (n, rows, cols) of the same angles at every distance; the whole stack is correlated at once
+    (the shift along the stack axis is zero by construction and ignored).
+
+    Measured limit: reliable (≤ 0.2 px) at high dose; at the paper's SNR ≈ 9 per pixel and a few dozen
+    angles, shot noise and the differing CTFs of the distances make it fail — use more angles, or the
+    motor positions recorded with the scan.
     """
+    from scipy import ndimage
     from skimage.registration import phase_cross_correlation
 
+    if len(transmissions) != len(distances_m):
+        raise ValueError(
+            f"{len(transmissions)} image sets for {len(distances_m)} distances: give one per distance"
+        )
     ref = None
     shifts = []
     for t, z in zip(transmissions, distances_m, strict=True):
-        img = paganin(np.asarray(t)[0] if np.ndim(t) == 3 else t, delta_beta, energy_kev, z, pixel_size_m)
+        img = np.atleast_3d(ctf_single(t, delta_beta, energy_kev, z, pixel_size_m).T).T
+        # the angle-mean holds the detector's fixed pattern (rings, beam), which would pin the peak at 0;
+        # smoothing over a few pixels lifts the correlation peak above shot noise
+        if img.shape[0] > 1:
+            img = img - img.mean(axis=0)
+        img = ndimage.gaussian_filter(img, (0, smooth_px, smooth_px))
         if ref is None:
             ref = img
             shifts.append((0.0, 0.0))
             continue
         shift, _, _ = phase_cross_correlation(ref, img, upsample_factor=upsample)
-        shifts.append((float(shift[0]), float(shift[1])))
+        shifts.append((float(shift[-2]), float(shift[-1])))
     return shifts
 
 

@@ -223,7 +223,7 @@ def simulate_scan(
     angles_rad: np.ndarray,
     voxel_size_m: float = 25e-9,
     energy_kev: float = 29.6,
-    distances_m: tuple[float, ...] = (2e-3,),
+    distances_m: tuple[float, ...] = (2e-4,),
     flat_counts: float | None = None,
     snr: float = 8.8,
     n_flats: int = 10,
@@ -237,6 +237,8 @@ def simulate_scan(
     max_shift_px: float = 2.0,
     rng: np.random.Generator | int | None = 0,
     noise: bool = True,
+    cylinder: bool = True,
+    supersample: int = 1,
 ) -> SimulatedScan:
     """Simulate a (holo)tomography scan of a δ/β volume ``(z, y, x)`` at one or more distances.
 
@@ -245,7 +247,9 @@ def simulate_scan(
     SNR ≈ 8.8). Detector gain ``1 + N(0, gain_sigma)`` per pixel is common to flats and projections
     (it cancels); a further ``N(0, ring_sigma)`` per-pixel gain change, plus ``n_bad_columns`` columns
     off by 3–8 %, applies to the projections only (it makes rings). Distances after the first are
-    shifted by up to ``max_shift_px`` (sub-pixel, Fourier shift) to need registration.
+    shifted by up to ``max_shift_px`` (sub-pixel, Fourier shift) to need registration. With
+    ``cylinder`` the volume is cut to the cylinder inscribed in its (y, x) square (a pillar sample).
+    ``supersample`` samples per voxel along each ray (see :func:`project_volume`).
     """
     from scipy import ndimage
 
@@ -253,8 +257,16 @@ def simulate_scan(
     angles_rad = np.asarray(angles_rad, dtype=float)
     lam = wavelength_m(energy_kev)
     k = 2.0 * np.pi / lam
-    d_int = project_volume(delta_volume, angles_rad) * voxel_size_m
-    b_int = project_volume(beta_volume, angles_rad) * voxel_size_m
+    nz, ny_v, nx_v = np.shape(delta_volume)
+    if cylinder:
+        # the sample is a pillar: air outside the cylinder inscribed in the (y, x) square, so every
+        # projection sees all of it (no inconsistent, laterally truncated data)
+        yy_v, xx_v = np.mgrid[0:ny_v, 0:nx_v] - (nx_v - 1) / 2.0
+        inside = (np.hypot(yy_v, xx_v) <= (nx_v - 1) / 2.0 - 1.0)[None]
+        delta_volume = np.where(inside, delta_volume, 0).astype(np.float32)
+        beta_volume = np.where(inside, beta_volume, 0).astype(np.float32)
+    d_int = project_volume(delta_volume, angles_rad, supersample) * voxel_size_m
+    b_int = project_volume(beta_volume, angles_rad, supersample) * voxel_size_m
     n_ang, ny, nx = d_int.shape
     if flat_counts is None:
         flat_counts = counts_for_snr(snr)
