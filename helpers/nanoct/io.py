@@ -34,10 +34,17 @@ class TomoScan:
     distance_m: float | None = None
     energy_kev: float | None = None
     _read_rows: Callable[[slice], np.ndarray] | None = field(default=None, repr=False)
+    _read_frames: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
 
     def read_projections(self, rows: slice = slice(None)) -> np.ndarray:
         """Projections of detector rows ``rows`` as float32, shape (n_projections, n_rows_in_slab, n_cols)."""
         return np.asarray(self._read_rows(rows), dtype=np.float32)
+
+    def read_frames(self, start: int, stop: int) -> np.ndarray:
+        """Whole projections ``start:stop`` as float32, shape (stop − start, n_rows, n_cols)."""
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise ValueError(f"projection range {start}:{stop} outside 0:{self.shape[0]} of {self.source}")
+        return np.asarray(self._read_frames(start, stop), dtype=np.float32)
 
     def flat_mean(self) -> np.ndarray:
         return self.flats.mean(axis=0, dtype=np.float64).astype(np.float32)
@@ -153,6 +160,10 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         with h5py.File(path, "r") as fh:
             return fh[entry]["instrument/detector/data"][proj_idx.tolist(), rows, :]
 
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh[entry]["instrument/detector/data"][proj_idx[start:stop].tolist()]
+
     scan = TomoScan(
         source=path,
         format=f"NXtomo:{entry}",
@@ -164,6 +175,7 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         distance_m=distance,
         energy_kev=energy,
         _read_rows=read_rows,
+        _read_frames=read_frames,
     )
     return _validate(scan)
 
@@ -201,6 +213,10 @@ def read_dataexchange(path: str | Path) -> TomoScan:
         with h5py.File(path, "r") as fh:
             return fh["exchange/data"][:, rows, :]
 
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh["exchange/data"][start:stop]
+
     scan = TomoScan(
         source=path,
         format="DataExchange",
@@ -210,6 +226,7 @@ def read_dataexchange(path: str | Path) -> TomoScan:
         darks=np.asarray(darks, dtype=np.float32),
         pixel_size_m=pixel,
         _read_rows=read_rows,
+        _read_frames=read_frames,
     )
     return _validate(scan)
 
@@ -253,6 +270,9 @@ def read_image_stack(
     def read_rows(rows: slice) -> np.ndarray:
         return np.stack([_read_image(p)[rows] for p in proj_files])
 
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        return np.stack([_read_image(p) for p in proj_files[start:stop]]).reshape(-1, *first.shape)
+
     scan = TomoScan(
         source=proj_files[0].parent,
         format=f"image stack ({proj_files[0].suffix})",
@@ -261,6 +281,7 @@ def read_image_stack(
         flats=flats,
         darks=darks,
         _read_rows=read_rows,
+        _read_frames=read_frames,
     )
     return _validate(scan)
 
