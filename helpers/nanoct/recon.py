@@ -240,7 +240,7 @@ def find_center(sinogram: np.ndarray, angles_rad: np.ndarray, method: str = "opp
     opposite_index = [int(np.argmin(np.abs(angles_rad - (a + np.pi)))) for a in angles_rad[: len(first)]]
     mirrored = sinogram[opposite_index][:, ::-1]
     shift, _, _ = phase_cross_correlation(first, mirrored, upsample_factor=20)
-    return float((n - 1) / 2.0 - shift[1] / 2.0)
+    return float((n - 1) / 2.0 + shift[1] / 2.0)
 
 
 def nrmse(image: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:

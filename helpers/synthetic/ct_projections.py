@@ -134,18 +134,20 @@ def powder_ellipses(
     """
     rng = np.random.default_rng(rng)
     radius_fov = 0.45 * n
-    placed: list[tuple[float, float, float]] = []
     glue: list[Ellipse] = []
-    for _ in range(12):
-        r = rng.uniform(0.05, 0.15) * n
+    for _ in range(40):
+        if len(glue) == 5:
+            break
+        r = rng.uniform(0.06, 0.12) * n
         rho, ang = rng.uniform(0, radius_fov - r), rng.uniform(0, 2 * np.pi)
-        phi = rng.uniform(0, np.pi)
-        glue.append(
-            Ellipse(rho * np.cos(ang), rho * np.sin(ang), r, r * rng.uniform(0.5, 1), phi, glue_value)
-        )
-    out: list[Ellipse] = []
+        x0, y0, phi = rho * np.cos(ang), rho * np.sin(ang), rng.uniform(0, np.pi)
+        if all(np.hypot(x0 - g.x0, y0 - g.y0) > r + g.a for g in glue):
+            glue.append(Ellipse(x0, y0, r, r * rng.uniform(0.5, 1), phi, glue_value))
+    # particles avoid the glue blobs' and one another's bounding circles, so values never add up
+    placed: list[tuple[float, float, float]] = [(g.x0, g.y0, g.a) for g in glue]
+    out: list[Ellipse] = list(glue)
     tries = 0
-    while len(placed) < n_particles and tries < 20000:
+    while len(out) < n_particles + len(glue) and tries < 20000:
         tries += 1
         a = float(np.exp(rng.normal(np.log(0.035 * n), 0.4)))
         b = a * float(np.clip(rng.normal(0.8, 0.1), 0.5, 1.0))
@@ -155,8 +157,6 @@ def powder_ellipses(
             continue
         placed.append((x0, y0, a))
         out.append(Ellipse(x0, y0, a, b, float(rng.uniform(0, np.pi)), 1.0))
-    # glue blobs are kept where they clear every particle's bounding circle (values never add up)
-    out += [g for g in glue if all(np.hypot(g.x0 - px, g.y0 - py) > g.a + pa for px, py, pa in placed)]
     return out
 
 

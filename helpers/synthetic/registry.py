@@ -12,6 +12,11 @@ from pathlib import Path
 
 SAMPLES: dict[str, tuple[str, str, str]] = {
     # "sxdm_fig1_particle": ("helpers.synthetic.sxdm_samples", "write_fig1_sample", "..."),
+    "ct_powder_holotomo": (
+        "helpers.synthetic.ct_samples",
+        "write_ct_sample",
+        "4-distance nano-CT scan (NXtomo) of a 24x128x128 powder phantom, with its truth",
+    ),
 }
 
 
