@@ -53,7 +53,7 @@ def _center_to_middle(sinogram: np.ndarray, center: float) -> np.ndarray:
         return sinogram
     pad = int(np.ceil(abs(shift))) + 8
     padded = np.pad(sinogram, ((0, 0), (pad, pad)), mode="edge")
-    shifted = np.fft.ifft(ndimage.fourier_shift(np.fft.fft(padded, axis=1), shift, axis=1), axis=1).real
+    shifted = np.fft.ifft(ndimage.fourier_shift(np.fft.fft(padded, axis=1), (0.0, shift)), axis=1).real
     return shifted[:, pad:-pad].astype(np.float32)
 
 
