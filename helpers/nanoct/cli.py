@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-reconstruct")
         help="effective propagation distance(s) in m, one per entry (default: from file)",
     )
     parser.add_argument("--pixel-size", type=float, default=None, help="pixel size in m (default: from file)")
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="register the distances by phase correlation even if stage positions are recorded",
+    )
     parser.add_argument("--rings", choices=list(rings.RING_METHODS), default="none", help="ring removal")
     parser.add_argument("--method", choices=list(recon.METHODS), default="fbp", help="reconstruction backend")
     parser.add_argument("--center", default="auto", help="rotation axis in pixels, or 'auto'")
@@ -130,6 +135,7 @@ def _params(args, distances, pixel, energy) -> dict:
         "center": args.center,
         "slices": args.slices,
         "entries": args.entries,
+        "register": args.register,
     }
 
 
@@ -203,6 +209,12 @@ def _phase_pass(f, scans, args, distances, pixel, energy, quiet) -> None:
     if args.phase == "ctf" and len(scans) > 1:
         if "distance_shifts_px" in f.attrs:
             shifts = [tuple(v) for v in json.loads(f.attrs["distance_shifts_px"])]
+        elif all(s.translation_px is not None for s in scans) and not args.register:
+            # the recorded stage positions: an offset t moves the image by +t, so shift back by −(t − t₀)
+            t0 = np.array(scans[0].translation_px)
+            shifts = [tuple(float(v) for v in -(np.array(s.translation_px) - t0)) for s in scans]
+            f.attrs["distance_shifts_px"] = json.dumps(shifts)
+            f.attrs["distance_shifts_source"] = "sample/{z,x}_translation of each entry"
         else:
             step = max(1, n_proj // 32)
             sample = [
@@ -215,6 +227,7 @@ def _phase_pass(f, scans, args, distances, pixel, energy, quiet) -> None:
             ]
             shifts = phase.register_distances(sample, args.delta_beta, energy, distances, pixel)
             f.attrs["distance_shifts_px"] = json.dumps(shifts)
+            f.attrs["distance_shifts_source"] = "phase correlation (helpers.nanoct.phase.register_distances)"
     bar = tqdm(total=n_proj, initial=start, desc="phase", unit="proj", disable=quiet)
     for i in range(start, n_proj, args.batch):
         j = min(i + args.batch, n_proj)

@@ -33,6 +33,7 @@ class TomoScan:
     pixel_size_m: float | None = None
     distance_m: float | None = None
     energy_kev: float | None = None
+    translation_px: tuple[float, float] | None = None
     _read_rows: Callable[[slice], np.ndarray] | None = field(default=None, repr=False)
     _read_frames: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
 
@@ -118,8 +119,9 @@ def list_nxtomo_entries(path: str | Path) -> list[str]:
 def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
     """Read an NXtomo file: ``<entry>/instrument/detector/{data, image_key}``, ``sample/rotation_angle``.
 
-    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). Angles in degrees unless the
-    dataset's ``units`` attribute says rad. ``entry`` defaults to the first NXtomo entry.
+    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). The stage position
+    ``sample/{z,x}_translation`` (m), when present, becomes ``translation_px`` (rows, cols). Angles in
+    degrees unless the dataset's ``units`` attribute says rad. ``entry`` defaults to the first NXtomo entry.
     """
     import h5py
 
@@ -155,6 +157,12 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         pixel = _h5_float(det, "x_pixel_size")
         distance = _h5_float(det, "distance")
         energy = _h5_float(f[entry], "instrument/beam/incident_energy")
+        translation = None
+        sample = f[entry]["sample"]
+        if pixel and "z_translation" in sample and "x_translation" in sample:
+            tz = np.asarray(sample["z_translation"][()], float)
+            tx = np.asarray(sample["x_translation"][()], float)
+            translation = (float(np.mean(tz)) / pixel, float(np.mean(tx)) / pixel)
 
     def read_rows(rows: slice) -> np.ndarray:
         with h5py.File(path, "r") as fh:
@@ -174,6 +182,7 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         pixel_size_m=pixel,
         distance_m=distance,
         energy_kev=energy,
+        translation_px=translation,
         _read_rows=read_rows,
         _read_frames=read_frames,
     )

@@ -153,8 +153,8 @@ def register_distances(
 ) -> list[tuple[float, float]]:
     """Shift (rows, cols) that brings each distance onto the first one.
 
-    Phase correlation (scikit-image, 1/``upsample`` px) of single-distance CTF retrievals (nabu), which
-    look alike at every distance (raw Fresnel fringes do not). ``transmissions[k]`` is (rows, cols) or a
+    Phase correlation (scikit-image, 1/``upsample`` px) of Paganin retrievals, which look alike at
+    every distance (raw Fresnel fringes do not). ``transmissions[k]`` is (rows, cols) or a
     stack (n, rows, cols) of the same angles at every distance; the whole stack is correlated at once
     (the shift along the stack axis is zero by construction and ignored).
 
@@ -172,12 +172,13 @@ def register_distances(
     ref = None
     shifts = []
     for t, z in zip(transmissions, distances_m, strict=True):
-        img = np.atleast_3d(ctf_single(t, delta_beta, energy_kev, z, pixel_size_m).T).T
+        img = np.atleast_3d(paganin(t, delta_beta, energy_kev, z, pixel_size_m).T).T
         # the angle-mean holds the detector's fixed pattern (rings, beam), which would pin the peak at 0;
-        # smoothing over a few pixels lifts the correlation peak above shot noise
+        # the image borders hold padding artefacts at fixed detector positions: both are removed
         if img.shape[0] > 1:
             img = img - img.mean(axis=0)
-        img = ndimage.gaussian_filter(img, (0, smooth_px, smooth_px))
+        my, mx = max(2, img.shape[1] // 6), max(2, img.shape[2] // 6)
+        img = ndimage.gaussian_filter(img, (0, smooth_px, smooth_px))[:, my:-my, mx:-mx]
         if ref is None:
             ref = img
             shifts.append((0.0, 0.0))

@@ -367,6 +367,13 @@ def write_nxtomo(path: str | Path, scan: SimulatedScan, distance_index: int | No
             sample.attrs["NX_class"] = "NXsample"
             sample["rotation_angle"] = rot
             sample["rotation_angle"].attrs["units"] = "degree"
+            # sample-stage position per frame (m): the distance-to-distance misalignment, as motors record it
+            for axis, value in (
+                ("z_translation", scan.shifts_px[j][0]),
+                ("x_translation", scan.shifts_px[j][1]),
+            ):
+                sample[axis] = np.full(len(key), value * scan.pixel_size_m)
+                sample[axis].attrs["units"] = "m"
             data = entry.create_group("data")
             data.attrs["NX_class"] = "NXdata"
             data.attrs["signal"] = "data"
