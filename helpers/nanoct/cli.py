@@ -78,14 +78,24 @@ def _parse_slices(text: str | None, n_rows: int) -> tuple[int, int]:
     return a, b
 
 
-def memory_bound_bytes(n_proj: int, n_rows: int, n_cols: int, slab: int, batch: int, n_distances: int) -> int:
-    """Upper bound of the working memory of one run (bytes), as stated in the module docstring."""
-    b = 4
+def memory_bound_bytes(
+    n_proj: int, n_rows: int, n_cols: int, slab: int, batch: int, n_distances: int, pad_px: int
+) -> int:
+    """Upper bound of the working memory of one run (bytes), as stated in the module docstring.
+
+    Phase pass: the batch of frames per distance plus three work copies (float32), and one padded
+    image in the FFT (``pad_px`` per side: float64 input, complex128 spectrum, filter, output ≈ 48 B per
+    padded pixel, times the distances for the CTF). Slab pass: the slab of sinograms (float32, with a
+    ring-removed copy), the reconstructor's padded sinogram spectrum (complex128, 2× width) and its
+    output slices. Plus 2 MiB of fixed overhead (FFT plans, small arrays).
+    """
     frame = n_rows * n_cols
-    pad = (2 * max(n_rows, n_cols)) ** 2  # one padded complex FFT image ×4 for complex128 / float32
-    phase_pass = b * frame * (batch * (n_distances + 3) + 4 * n_distances) + 16 * pad * 2
-    slab_pass = b * slab * n_proj * n_cols * 2 + b * slab * n_cols * n_cols * 2 + 16 * n_cols * n_cols * 4
-    return int(max(phase_pass, slab_pass))
+    padded = (n_rows + 2 * pad_px) * (n_cols + 2 * pad_px)
+    phase_pass = 4 * frame * (batch * (n_distances + 3) + 4 * n_distances) + 48 * padded * max(1, n_distances)
+    slab_pass = (
+        4 * slab * n_proj * n_cols * 2 + 16 * n_proj * 2 * n_cols * 2 + 4 * (slab + 2) * n_cols * n_cols
+    )
+    return int(max(phase_pass, slab_pass) + 2 * 2**20)
 
 
 def _open_scans(args) -> list[io.TomoScan]:
@@ -121,6 +131,15 @@ def _geometry(args, scans) -> tuple[list[float], float, float]:
             f"{args.input}: pixel size or energy not in the file: pass --pixel-size and --energy-kev"
         )
     return [float(d) for d in distances], pixel, energy
+
+
+def _pad_px(args, distances, pixel, energy, scans) -> int:
+    """Padding per side of the phase-retrieval FFT (as :func:`helpers.nanoct.phase.paganin` chooses it)."""
+    _, ny, nx = scans[0].shape
+    if args.phase == "none":
+        return 0
+    length = phase.paganin_length_px(args.delta_beta, energy, max(distances), pixel)
+    return int(max(3 * length, ny // 2, nx // 2))
 
 
 def _params(args, distances, pixel, energy) -> dict:
@@ -169,7 +188,13 @@ def run(args) -> int:
             f.attrs["input_checksum"] = checksum
             f.attrs["program"] = "nmc-workbook ct-reconstruct (helpers.nanoct.cli)"
             f.attrs["memory_bound_bytes"] = memory_bound_bytes(
-                n_proj, n_rows, n_cols, args.slab, args.batch, len(scans)
+                n_proj,
+                n_rows,
+                n_cols,
+                args.slab,
+                args.batch,
+                len(scans),
+                _pad_px(args, distances, pixel, energy, scans),
             )
             f.create_dataset(
                 "projections_retrieved", (n_proj, n_rows, n_cols), "f4", chunks=(1, n_rows, n_cols)
