@@ -48,15 +48,21 @@ def _backprojector():
             for k in range(n_ang):
                 ct, st = cos_t[k], sin_t[k]
                 base = y * st + center - c * ct
-                for col in range(n):
+                # detector position f = base + col·ct; visit only the columns with 0 ≤ f ≤ last
+                if abs(ct) < 1e-9:
+                    if base < 0.0 or base > last:
+                        continue
+                    c0, c1 = 0, n - 1
+                else:
+                    lo, hi = -base / ct, (last - base) / ct
+                    if ct < 0:
+                        lo, hi = hi, lo
+                    c0, c1 = max(0, int(np.ceil(lo))), min(n - 1, int(np.floor(hi)))
+                for col in range(c0, c1 + 1):
                     f = base + col * ct
-                    if 0.0 <= f <= last:
-                        i = int(f)
-                        if i == last:
-                            out[row, col] += sino[k, i]
-                        else:
-                            w = f - i
-                            out[row, col] += sino[k, i] + w * (sino[k, i + 1] - sino[k, i])
+                    i = min(max(int(f), 0), last - 1)
+                    w = f - i
+                    out[row, col] += sino[k, i] + w * (sino[k, i + 1] - sino[k, i])
         return out
 
     return backproject
