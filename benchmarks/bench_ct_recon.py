@@ -207,7 +207,13 @@ def main(argv=None) -> int:
     parser.add_argument("--angles", type=int, default=1601, help="angles over 360° (default 1601)")
     parser.add_argument("--full", action="store_true", help="measure the paper's 2048 × 3203 (slow)")
     parser.add_argument("--methods", nargs="*", default=["fbp", "algotom_fbp", "dfi", "skimage", "gridrec"])
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the table from the JSON")
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        write_markdown(
+            json.loads((HERE / "out" / "bench_ct_recon.json").read_text()), HERE / "RESULTS_ct_recon.md"
+        )
+        return 0
     n, n_angles = (2048, 3203) if args.full else (args.n, args.angles)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
