@@ -138,3 +138,24 @@ def test_bad_files_get_clear_errors(tmp_path):
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(OSError, match="not an HDF5 file"):
         io.open_scan(tmp_path / "text.h5")
+
+
+def _dataset_names(h5file) -> list[str]:
+    names: list[str] = []
+    h5file.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return names
+
+
+@pytest.mark.slow
+def test_the_bundled_sample_is_regenerated_identically(tmp_path):
+    """`make data` rebuilds the committed NXtomo sample and its truth from their seeds, array for array."""
+    from helpers.paths import data_sample
+    from helpers.synthetic import ct_samples
+
+    paths = ct_samples.write_ct_sample(tmp_path)
+    for new in paths:
+        with h5py.File(new) as a, h5py.File(data_sample(new.name)) as b:
+            names = _dataset_names(a)
+            assert names
+            for name in names:
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{new.name}:{name}")
