@@ -16,6 +16,11 @@ SAMPLES: dict[str, tuple[str, str, str]] = {
         "write_fig1_sample",
         "SXDM series of the Fig. 1 particle (40x40 points, 30 eta, 64x64 ROI) + truth",
     ),
+    "ct_powder_holotomo": (
+        "helpers.synthetic.ct_samples",
+        "write_ct_sample",
+        "4-distance nano-CT scan (NXtomo) of a 24x128x128 powder phantom, with its truth",
+    ),
 }
 
 

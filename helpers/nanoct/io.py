@@ -1,0 +1,344 @@
+"""Readers of tomography scans: NXtomo/NeXus (``image_key``), Data Exchange HDF5, TIFF and EDF stacks.
+
+Every reader returns a :class:`TomoScan` that holds the flats, darks and angles in memory and reads the
+projections lazily, a slab of detector rows at a time (:meth:`TomoScan.read_projections`), so a
+scan larger than memory can be streamed. Input files are only ever opened read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class TomoScan:
+    """One tomography scan (one distance): metadata in memory, projections read on demand.
+
+    ``shape`` is (n_projections, n_rows, n_cols); ``angles_rad`` one per projection; ``flats``/``darks``
+    (n, n_rows, n_cols) float32; ``pixel_size_m``, ``distance_m``, ``energy_kev`` may be None when the
+    file does not say.
+    """
+
+    source: Path
+    format: str
+    shape: tuple[int, int, int]
+    angles_rad: np.ndarray
+    flats: np.ndarray
+    darks: np.ndarray
+    pixel_size_m: float | None = None
+    distance_m: float | None = None
+    energy_kev: float | None = None
+    translation_px: tuple[float, float] | None = None
+    _read_rows: Callable[[slice], np.ndarray] | None = field(default=None, repr=False)
+    _read_frames: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
+
+    def read_projections(self, rows: slice = slice(None)) -> np.ndarray:
+        """Projections of detector rows ``rows`` as float32, shape (n_projections, n_rows_in_slab, n_cols)."""
+        return np.asarray(self._read_rows(rows), dtype=np.float32)
+
+    def read_frames(self, start: int, stop: int) -> np.ndarray:
+        """Whole projections ``start:stop`` as float32, shape (stop − start, n_rows, n_cols)."""
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise ValueError(f"projection range {start}:{stop} outside 0:{self.shape[0]} of {self.source}")
+        return np.asarray(self._read_frames(start, stop), dtype=np.float32)
+
+    def flat_mean(self) -> np.ndarray:
+        return self.flats.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+    def dark_mean(self) -> np.ndarray:
+        return self.darks.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def file_checksum(path: str | Path, algorithm: str = "sha256", chunk_bytes: int = 1 << 22) -> str:
+    """Hex digest of a file, read in 4 MiB chunks (for provenance attributes)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return f"{algorithm}:{digest.hexdigest()}"
+
+
+def _validate(scan: TomoScan) -> TomoScan:
+    """The checks every reader runs: flats/darks present and shaped right, angles match, flats > darks."""
+    n, ny, nx = scan.shape
+    where = f"{scan.source} ({scan.format})"
+    if scan.flats.size == 0:
+        raise ValueError(f"{where}: no flat fields (image_key 1 / data_white) found; a scan needs flats")
+    if scan.darks.size == 0:
+        raise ValueError(
+            f"{where}: no dark fields (image_key 2 / data_dark) found; add darks "
+            "(or frames of a constant dark level)"
+        )
+    for name, stack in (("flats", scan.flats), ("darks", scan.darks)):
+        if stack.shape[1:] != (ny, nx):
+            raise ValueError(f"{where}: {name} have frame shape {stack.shape[1:]} but projections {(ny, nx)}")
+    if len(scan.angles_rad) != n:
+        raise ValueError(
+            f"{where}: {len(scan.angles_rad)} rotation angles for {n} projections; they must match one to one"
+        )
+    diff = scan.flat_mean() - scan.dark_mean()
+    bad = diff <= 0
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{where}: {int(bad.sum())} pixels have flat ≤ dark (first at row {r}, column {c}); "
+            "the flat-field correction would divide by zero: check the flats or mask those pixels"
+        )
+    return scan
+
+
+def _h5_float(group, name: str) -> float | None:
+    if name in group:
+        value = np.asarray(group[name][()]).ravel()
+        return float(value[0]) if value.size else None
+    return None
+
+
+def _nxtomo_entries(f) -> list[str]:
+    out = []
+    for key, item in f.items():
+        if hasattr(item, "keys") and "instrument" in item and "detector" in item["instrument"]:
+            if "data" in item["instrument/detector"] and "image_key" in item["instrument/detector"]:
+                out.append(key)
+    return sorted(out)
+
+
+def list_nxtomo_entries(path: str | Path) -> list[str]:
+    """Entries of an NXtomo file (one per distance in a holotomography scan)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return _nxtomo_entries(f)
+
+
+def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
+    """Read an NXtomo file: ``<entry>/instrument/detector/{data, image_key}``, ``sample/rotation_angle``.
+
+    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). The stage position
+    ``sample/{z,x}_translation`` (m), when present, becomes ``translation_px`` (rows, cols). Angles in
+    degrees unless the dataset's ``units`` attribute says rad. ``entry`` defaults to the first NXtomo entry.
+    """
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        entries = _nxtomo_entries(f)
+        if not entries:
+            raise KeyError(f"{path}: no NXtomo entry with instrument/detector/data and image_key")
+        entry = entry or entries[0]
+        if entry not in entries:
+            raise KeyError(f"{path}: entry {entry!r} not found; NXtomo entries are {entries}")
+        det = f[entry]["instrument/detector"]
+        key = np.asarray(det["image_key"][()]).astype(int)
+        shape = det["data"].shape
+        if len(key) != shape[0]:
+            raise ValueError(f"{path}:{entry}: image_key has {len(key)} values for {shape[0]} frames")
+        rot_path = f"{entry}/sample/rotation_angle"
+        if rot_path not in f:
+            raise KeyError(f"{path}: {rot_path} missing: the rotation angles are needed")
+        rot = np.asarray(f[rot_path][()], dtype=float)
+        units = f[rot_path].attrs.get("units", "degree")
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        proj_idx = np.flatnonzero(key == 0)
+        flats = (
+            det["data"][np.flatnonzero(key == 1).tolist()] if (key == 1).any() else np.zeros((0, *shape[1:]))
+        )
+        darks = (
+            det["data"][np.flatnonzero(key == 2).tolist()] if (key == 2).any() else np.zeros((0, *shape[1:]))
+        )
+        angles = rot[proj_idx] if len(rot) == len(key) else rot
+        if not units.lower().startswith("rad"):
+            angles = np.radians(angles)
+        pixel = _h5_float(det, "x_pixel_size")
+        distance = _h5_float(det, "distance")
+        energy = _h5_float(f[entry], "instrument/beam/incident_energy")
+        translation = None
+        sample = f[entry]["sample"]
+        if pixel and "z_translation" in sample and "x_translation" in sample:
+            tz = np.asarray(sample["z_translation"][()], float)
+            tx = np.asarray(sample["x_translation"][()], float)
+            translation = (float(np.mean(tz)) / pixel, float(np.mean(tx)) / pixel)
+
+    def read_rows(rows: slice) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh[entry]["instrument/detector/data"][proj_idx.tolist(), rows, :]
+
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh[entry]["instrument/detector/data"][proj_idx[start:stop].tolist()]
+
+    scan = TomoScan(
+        source=path,
+        format=f"NXtomo:{entry}",
+        shape=(len(proj_idx), shape[1], shape[2]),
+        angles_rad=np.asarray(angles, dtype=float),
+        flats=np.asarray(flats, dtype=np.float32),
+        darks=np.asarray(darks, dtype=np.float32),
+        pixel_size_m=pixel,
+        distance_m=distance,
+        energy_kev=energy,
+        translation_px=translation,
+        _read_rows=read_rows,
+        _read_frames=read_frames,
+    )
+    return _validate(scan)
+
+
+def read_dataexchange(path: str | Path) -> TomoScan:
+    """Read a Data Exchange HDF5 file (APS/dxchange): ``exchange/{data, data_white, data_dark, theta}``.
+
+    ``theta`` is in degrees (Data Exchange convention) unless its ``units`` attribute says rad.
+    """
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        if "exchange/data" not in f:
+            raise KeyError(f"{path}: exchange/data missing: not a Data Exchange file")
+        ex = f["exchange"]
+        shape = ex["data"].shape
+        flats = ex["data_white"][()] if "data_white" in ex else np.zeros((0, *shape[1:]))
+        darks = ex["data_dark"][()] if "data_dark" in ex else np.zeros((0, *shape[1:]))
+        if "theta" not in ex:
+            raise KeyError(f"{path}: exchange/theta missing: the rotation angles are needed")
+        theta = np.asarray(ex["theta"][()], dtype=float)
+        units = ex["theta"].attrs.get("units", "deg")
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        angles = theta if units.lower().startswith("rad") else np.radians(theta)
+        pixel = None
+        for cand in (
+            "measurement/instrument/detector/pixel_size_x",
+            "measurement/instrument/detector/x_pixel_size",
+        ):
+            if cand in f:
+                pixel = float(np.asarray(f[cand][()]).ravel()[0])
+
+    def read_rows(rows: slice) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh["exchange/data"][:, rows, :]
+
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh["exchange/data"][start:stop]
+
+    scan = TomoScan(
+        source=path,
+        format="DataExchange",
+        shape=tuple(shape),
+        angles_rad=angles,
+        flats=np.asarray(flats, dtype=np.float32),
+        darks=np.asarray(darks, dtype=np.float32),
+        pixel_size_m=pixel,
+        _read_rows=read_rows,
+        _read_frames=read_frames,
+    )
+    return _validate(scan)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    if suffix == ".edf":
+        import fabio
+
+        return fabio.open(str(path)).data
+    raise ValueError(f"{path}: unsupported image type {suffix!r}; use .tif/.tiff or .edf")
+
+
+def read_image_stack(
+    projection_files: Sequence[str | Path],
+    flat_files: Sequence[str | Path],
+    dark_files: Sequence[str | Path],
+    angles_deg: Sequence[float] | np.ndarray,
+) -> TomoScan:
+    """A scan stored as one image per file (TIFF via tifffile, EDF via fabio), given in order.
+
+    Angles must be given (image files do not carry them reliably), one per projection file, in degrees.
+    Reading a slab of rows reads every projection file once (the files are not row-chunked).
+    """
+    proj_files = [Path(p) for p in projection_files]
+    if not proj_files:
+        raise ValueError("no projection files given")
+    missing = [
+        str(p) for p in [*proj_files, *map(Path, flat_files), *map(Path, dark_files)] if not p.exists()
+    ]
+    if missing:
+        raise OSError(f"{len(missing)} image files not found, first: {missing[0]}")
+    first = _read_image(proj_files[0])
+    flats = np.array([_read_image(Path(p)) for p in flat_files], dtype=np.float32).reshape(-1, *first.shape)
+    darks = np.array([_read_image(Path(p)) for p in dark_files], dtype=np.float32).reshape(-1, *first.shape)
+
+    def read_rows(rows: slice) -> np.ndarray:
+        return np.stack([_read_image(p)[rows] for p in proj_files])
+
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        return np.stack([_read_image(p) for p in proj_files[start:stop]]).reshape(-1, *first.shape)
+
+    scan = TomoScan(
+        source=proj_files[0].parent,
+        format=f"image stack ({proj_files[0].suffix})",
+        shape=(len(proj_files), *first.shape),
+        angles_rad=np.radians(np.asarray(angles_deg, dtype=float)),
+        flats=flats,
+        darks=darks,
+        _read_rows=read_rows,
+        _read_frames=read_frames,
+    )
+    return _validate(scan)
+
+
+def open_scan(path: str | Path, entry: str | None = None) -> TomoScan:
+    """Open an HDF5 scan, NXtomo (``image_key``) or Data Exchange (``exchange/data``), by its content."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise OSError(f"{path}: file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            is_dx = "exchange/data" in f
+            is_nx = bool(_nxtomo_entries(f))
+    except OSError as err:
+        raise OSError(f"{path}: not an HDF5 file ({err}); for TIFF/EDF stacks use read_image_stack") from err
+    if is_nx:
+        return read_nxtomo(path, entry)
+    if is_dx:
+        return read_dataexchange(path)
+    raise KeyError(
+        f"{path}: neither NXtomo (entry/instrument/detector/image_key) nor Data Exchange (exchange/data)"
+    )
+
+
+def flat_dark_correct(projections: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """Transmission (P − D)/(F − D) as float32; raises where F ≤ D (would divide by zero)."""
+    denom = np.asarray(flat, np.float32) - np.asarray(dark, np.float32)
+    if np.any(denom <= 0):
+        raise ValueError(f"{int(np.sum(denom <= 0))} pixels have flat ≤ dark: cannot flat-field correct")
+    return ((np.asarray(projections, np.float32) - dark) / denom).astype(np.float32)
+
+
+def write_dataexchange(
+    path: str | Path, projections, flats, darks, angles_rad, pixel_size_m: float | None = None
+) -> Path:
+    """Write a minimal Data Exchange file (``exchange/{data, data_white, data_dark, theta}``, θ in deg)."""
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        ex = f.create_group("exchange")
+        ex.create_dataset("data", data=projections, chunks=(1, *np.shape(projections)[1:]))
+        ex["data_white"] = flats
+        ex["data_dark"] = darks
+        ex["theta"] = np.degrees(angles_rad)
+        ex["theta"].attrs["units"] = "deg"
+        if pixel_size_m is not None:
+            f["measurement/instrument/detector/pixel_size_x"] = pixel_size_m
+    return path
