@@ -6,7 +6,7 @@ The chain follows the paper's SI (ImageJ + OriginPro), in 3-D and bounded in mem
    8-bit volume (the paper's OriginPro multi-peak fit) and returns the NMC threshold, where the glue
    and NMC components weighted by their phase fractions cross, with its 1-sigma uncertainty from the
    fit covariance (delta method).
-2. :func:`label_clusters` thresholds slab-wise and labels the connected NMC clusters with ``cc3d``.
+2. :func:`nmc_mask` thresholds slab-wise; :func:`label_clusters` labels the connected NMC clusters.
 3. :func:`split_clusters` runs, for each cluster in its own padded bounding box, hole filling
    (``fill_voids``), the Euclidean distance transform (``edt``), h-maxima markers and a marker
    watershed (scikit-image), the MorphoLibJ "distance transform watershed" recipe. Working memory
@@ -111,6 +111,33 @@ def _crossing(p, lower: int) -> float:
     return float(between[0])
 
 
+def _start_values(levels, counts, total):
+    """Start values (amplitude, mean, sigma) × 3: the three most prominent peaks of the smoothed
+    histogram when there are three (robust to a small NMC fraction), else a 3-component mixture."""
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import find_peaks, peak_widths
+    from sklearn.mixture import GaussianMixture
+
+    smooth = gaussian_filter1d(counts, 1.5)
+    peaks, props = find_peaks(smooth, prominence=smooth.max() * 2e-3)
+    if peaks.size >= 3:
+        best = np.sort(peaks[np.argsort(props["prominences"])[-3:]])
+        widths = peak_widths(smooth, best, rel_height=0.5)[0]
+        sigmas = np.maximum(widths / 2.355, 0.7)
+        return [v for i, pk in enumerate(best)
+                for v in (smooth[pk] * np.sqrt(2 * np.pi) * sigmas[i], levels[pk], sigmas[i])]
+    reps = np.round(counts / total * 20000).astype(int)
+    sample = np.repeat(levels, reps)[:, None]
+    if np.unique(sample).size < 3:
+        return None
+    gmm = GaussianMixture(3, random_state=0, reg_covar=0.25, n_init=3).fit(sample)
+    p0 = []
+    for i in np.argsort(gmm.means_.ravel()):
+        sigma = max(np.sqrt(gmm.covariances_.ravel()[i]), 0.7)
+        p0 += [gmm.weights_[i] * total, gmm.means_.ravel()[i], sigma]
+    return p0
+
+
 def grey_histogram(volume, slab: int = 64) -> np.ndarray:
     """Counts of each grey value 0..255 of an 8-bit volume, read slab-wise (memory: one slab)."""
     from helpers.nanoct.volume_io import iter_slabs, validate_volume
@@ -151,7 +178,6 @@ def fit_three_phases(
         ``nmc-workbook ct-analyse --threshold``).
     """
     from scipy.optimize import curve_fit
-    from sklearn.mixture import GaussianMixture
 
     counts = np.asarray(volume_or_counts)
     if not (counts.ndim == 1 and counts.size == 256):
@@ -171,17 +197,10 @@ def fit_three_phases(
         occupied = np.count_nonzero(counts[use])
         raise ValueError(f"histogram has {int(total)} voxels over {occupied} grey levels{advice}")
 
-    # start values: a 3-component mixture on the histogram (weighted sample of grey levels)
     levels = grey[use]
-    reps = np.round(counts[use] / total * 20000).astype(int)
-    sample = np.repeat(levels, reps)[:, None]
-    if np.unique(sample).size < 3:
+    p0 = _start_values(levels, counts[use], total)
+    if p0 is None:
         raise ValueError(f"histogram has fewer than three occupied grey levels{advice}")
-    gmm = GaussianMixture(3, random_state=0, reg_covar=0.25).fit(sample)
-    order = np.argsort(gmm.means_.ravel())
-    p0 = []
-    for i in order:
-        p0 += [gmm.weights_[i] * total, gmm.means_.ravel()[i], max(np.sqrt(gmm.covariances_.ravel()[i]), 0.7)]
     sigma_counts = np.sqrt(np.maximum(counts[use], 1.0))  # Poisson errors per bin
     lower = [0, -10, 0.3] * 3
     upper = [np.inf, 265, 200] * 3
@@ -238,12 +257,15 @@ def fit_three_phases(
 # --------------------------------------------------------------------------------------------
 # 2. NMC mask and connected clusters
 # --------------------------------------------------------------------------------------------
-def nmc_mask(volume, threshold: float, slab: int = 64) -> np.ndarray:
-    """Boolean mask ``volume > threshold`` computed slab-wise (memory: the mask + one slab)."""
+def nmc_mask(volume, threshold: float, slab: int = 64, out=None) -> np.ndarray:
+    """Boolean mask ``volume > threshold`` computed slab-wise (memory: the mask + one slab).
+
+    ``out`` may be a preallocated bool array, e.g. a ``numpy.memmap`` on disk for volumes beyond RAM.
+    """
     from helpers.nanoct.volume_io import iter_slabs, validate_volume
 
     validate_volume(volume, "volume")
-    mask = np.empty(volume.shape, dtype=bool)
+    mask = np.empty(volume.shape, dtype=bool) if out is None else out
     for z0, block in iter_slabs(volume, slab):
         mask[z0 : z0 + block.shape[0]] = np.asarray(block) > threshold
     return mask
@@ -253,45 +275,60 @@ def _label_dtype(n: int):
     return np.uint16 if n < np.iinfo(np.uint16).max else np.uint32
 
 
-def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1):
-    """Connected NMC clusters with ``cc3d``; clusters smaller than ``min_voxels`` are dropped.
+def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1, slab: int = 64):
+    """Connected NMC clusters; clusters smaller than ``min_voxels`` are dropped (noise).
+
+    Labels are written straight into a ``uint16`` array (``scipy.ndimage.label`` with an output
+    array; ``uint32`` only when there are more than 65 535 clusters), sizes come from
+    ``cc3d.statistics`` and small clusters are removed slab by slab, so the peak is the mask plus
+    2 B/voxel (``cc3d.connected_components`` and ``cc3d.dust`` would hold 4–8 B/voxel at once).
 
     Returns
     -------
     labels : uint16 or uint32 array, 0 = background, clusters 1..n
     n : number of clusters kept
-    n_removed : number of clusters dropped as smaller than ``min_voxels`` (noise)
+    n_removed : number of clusters dropped as smaller than ``min_voxels``
     """
     import cc3d
+    from scipy import ndimage as ndi
 
-    mask = np.asarray(mask)
     if mask.ndim != 3:
         raise ValueError(f"mask must be 3-D, got shape {mask.shape}")
+    if connectivity not in (6, 18, 26):
+        raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
     if not mask.any():
         raise ValueError(
             f"the NMC mask of shape {mask.shape} is empty: no voxel is above the threshold; check the "
             "threshold (fit_three_phases) or the volume's grey scale"
         )
-    labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
+    structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    try:
+        labels = np.empty(mask.shape, np.uint16)
+        n = ndi.label(mask, structure=structure, output=labels)
+    except RuntimeError:  # more than 65 535 clusters
+        labels = np.empty(mask.shape, np.uint32)
+        n = ndi.label(mask, structure=structure, output=labels)
     n_removed = 0
     if min_voxels > 1:
-        sizes = np.bincount(labels.ravel())
+        sizes = np.asarray(cc3d.statistics(labels)["voxel_counts"])
         small = np.flatnonzero(sizes < min_voxels)
         small = small[small > 0]
         n_removed = int(small.size)
         if n_removed:
             keep = np.ones(sizes.size, bool)
             keep[small] = False
-            remap = np.zeros(sizes.size, np.uint32)
-            remap[keep] = np.arange(keep.sum(), dtype=np.uint32)
-            labels = remap[labels]
+            keep[0] = False
+            remap = np.zeros(sizes.size, labels.dtype)
+            remap[keep] = np.arange(1, keep.sum() + 1, dtype=labels.dtype)
+            for z0 in range(0, labels.shape[0], slab):
+                labels[z0 : z0 + slab] = remap[labels[z0 : z0 + slab]]
             n -= n_removed
             if n == 0:
                 raise ValueError(
                     f"all {n_removed} NMC clusters are smaller than min_voxels={min_voxels}: lower it or "
                     "check the threshold"
                 )
-    return labels.astype(_label_dtype(n), copy=False), int(n), n_removed
+    return labels, int(n), n_removed
 
 
 def bounding_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice] | None]:
@@ -361,7 +398,12 @@ class Segmentation:
 
 
 def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 2.0, pad: int = 1, out=None):
-    """Watershed every cluster in its padded bounding box; returns (particle labels, cluster of each)."""
+    """Watershed every cluster in its padded bounding box.
+
+    ``out``: preallocated zeroed integer label array (e.g. a ``numpy.memmap`` on disk); default uint16
+    when 4 × n_clusters fits, else uint32. Returns (particle labels, cluster of each particle, voxels of
+    the largest cluster box).
+    """
     boxes = bounding_boxes(cluster_labels)
     dtype = _label_dtype(4 * n_clusters)
     labels = np.zeros(cluster_labels.shape, dtype=dtype) if out is None else out
@@ -521,19 +563,28 @@ class MatchReport:
         return self.under_segmented / max(self.n_predicted, 1)
 
 
-def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 0.8, part_min: float = 0.1):
-    """Match predicted to reference labels by intersection over union (sparse contingency table)."""
-    predicted = np.asarray(predicted)
-    reference = np.asarray(reference)
+def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 0.8, part_min: float = 0.1,
+                 slab: int = 32):
+    """Match predicted to reference labels by intersection over union (sparse contingency table,
+    accumulated over ``z``-slabs so memory stays ~25 B per slab voxel)."""
     if predicted.shape != reference.shape:
         raise ValueError(f"predicted labels {predicted.shape} and reference labels {reference.shape} differ")
-    p = predicted.ravel().astype(np.int64)
-    r = reference.ravel().astype(np.int64)
-    both = (p > 0) & (r > 0)
-    n_p, n_r = int(p.max()) + 1, int(r.max()) + 1
-    size_p = np.bincount(p, minlength=n_p)
-    size_r = np.bincount(r, minlength=n_r)
-    pairs, inter = np.unique(r[both] * n_p + p[both], return_counts=True)
+    n_p = int(np.max(predicted)) + 1
+    n_r = int(np.max(reference)) + 1
+    size_p = np.zeros(n_p, np.int64)
+    size_r = np.zeros(n_r, np.int64)
+    codes, counts = [], []
+    for z0 in range(0, predicted.shape[0], slab):
+        p = np.asarray(predicted[z0 : z0 + slab]).ravel().astype(np.int64)
+        r = np.asarray(reference[z0 : z0 + slab]).ravel().astype(np.int64)
+        size_p += np.bincount(p, minlength=n_p)
+        size_r += np.bincount(r, minlength=n_r)
+        both = (p > 0) & (r > 0)
+        c, k = np.unique(r[both] * n_p + p[both], return_counts=True)
+        codes.append(c)
+        counts.append(k)
+    pairs, inverse = np.unique(np.concatenate(codes), return_inverse=True)
+    inter = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
     pr, pp = pairs // n_p, pairs % n_p
     iou = inter / (size_r[pr] + size_p[pp] - inter)
     ref_ids = np.flatnonzero(size_r[1:]) + 1
