@@ -58,7 +58,8 @@ class ParticleVoids:
     ----------
     filled_voxels, void_voxels : voxel counts of the filled particle and of its voids
     void_fraction : void_voxels / filled_voxels
-    n_voids : number of voids (6-connected enclosed background components)
+    n_voids : number of voids (26-connected enclosed background components: voids touching at an
+        edge or corner count as one cluster, the phantom's truth convention)
     void_volumes : (n_voids,) voxels of each void
     void_diameters : (n_voids,) largest inscribed-ball diameter of each void (2·max LT)
     void_radial : (n_voids,) distance of each void's centroid from the particle centroid / r_eq
@@ -117,8 +118,8 @@ def particle_voids(solid: np.ndarray, min_void_voxels: int = 2, with_sizes: bool
     filled = fill_voids.fill(np.ascontiguousarray(solid), in_place=False)
     void = filled & ~solid
     if min_void_voxels > 1 and void.any():
-        void = cc3d.dust(void, threshold=min_void_voxels, connectivity=6, binary_image=True).astype(bool)
-    void_labels, n_voids = cc3d.connected_components(void, connectivity=6, return_N=True)
+        void = cc3d.dust(void, threshold=min_void_voxels, connectivity=26, binary_image=True).astype(bool)
+    void_labels, n_voids = cc3d.connected_components(void, connectivity=26, return_N=True)
     n_filled, n_void = int(filled.sum()), int(void.sum())
     centre = np.array(ndi.center_of_mass(filled))
     r_eq = (3 * n_filled / (4 * np.pi)) ** (1 / 3)
