@@ -177,3 +177,28 @@ def test_solidity_and_defective_classification():
     assert flags.tolist() == [False, True, True]
     with pytest.raises(ValueError, match="must match"):
         seg.classify_defective([0.1], [0.9, 0.9])
+
+
+@pytest.fixture(scope="module")
+def phantom_case():
+    """96³ powder phantom (25 nm voxels, 177 particles, 17 % with voids, 8 % welded aggregates) as an
+    8-bit volume at CNR 12 with a 0.5-voxel blur: the three grey peaks the paper's SI describes."""
+    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
+    phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
+    grey = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5)
+    return phantom, grey.volume_8bit
+
+
+def test_phantom_powder_against_label_truth(phantom_case):
+    """Count within 10 %, ≥ 80 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
+    ≤ 10 % each (measured: 179 for 177, 86 % matched, over 6.2 %, under 6.1 %; seed 1: 85 %, 6.4 %,
+    5.5 %). The misses are physical: particles of 6–10 voxels lose ≥ 20 % IoU to a half-voxel edge
+    error, voids breaching a surface make concavities the watershed cuts (over), and welded
+    aggregates or flat contacts merge (under)."""
+    phantom, volume = phantom_case
+    result = seg.segment_particles(volume, h=1.0)
+    report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
+    assert abs(result.n_particles - report.n_reference) <= 0.1 * report.n_reference
+    assert report.matched_fraction >= 0.8
+    assert report.over_rate <= 0.10 and report.under_rate <= 0.10
+    assert result.phase_fit.separations.min() > 2

@@ -156,3 +156,35 @@ def test_particle_and_nearby_air_histograms():
     assert abs(air_grey.mean() - 50) < 1 and abs(particle_grey.mean() - 190) < 1
     with pytest.raises(ValueError, match="not in the segmentation"):
         vd.particle_air_histograms(volume, labels, 2, air_threshold=80)
+
+
+def test_phantom_voids_against_truth():
+    """On the 96³ phantom (CNR 12, blur 0.5 voxel), for defective particles segmented at IoU ≥ 0.8:
+    void fraction within 0.01 of truth for ≥ 80 % (measured 20 of 22), void count exact for ≥ 75 %
+    (measured 18 of 22), and no void at all in the non-defective ones (measured 0). The misses are
+    voids within ~1 voxel of the surface that the blur opens to the outside: no longer enclosed."""
+    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
+    phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
+    volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5).volume_8bit
+    result = seg.segment_particles(volume, h=1.0)
+    table, _ = vd.analyse_voids(volume, result.labels, result.phase_fit.void_threshold, 0.025,
+                                with_solidity=False)
+    truth_labels = phantom.filled_labels()
+    truth = phantom.truth.set_index("label")
+    partner, iou = [], []
+    for lab in table.label:
+        region = result.labels == lab
+        counts = np.bincount(truth_labels[region], minlength=truth_labels.max() + 1)
+        counts[0] = 0
+        best = int(counts.argmax())
+        partner.append(best)
+        iou.append(counts[best] / np.count_nonzero(region | (truth_labels == best)))
+    table["truth"], table["iou"] = partner, iou
+    truth_cols = truth[["void_fraction", "n_voids", "has_voids"]].rename(
+        columns={"void_fraction": "void_fraction_truth", "n_voids": "n_voids_truth"})
+    good = table[table.iou >= 0.8].join(truth_cols, on="truth")
+    defective = good[good.has_voids]
+    assert len(defective) >= 15
+    assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.8
+    assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.75
+    assert (good[~good.has_voids].n_voids == 0).all()
