@@ -202,3 +202,31 @@ def test_phantom_powder_against_label_truth(phantom_case):
     assert report.matched_fraction >= 0.8
     assert report.over_rate <= 0.10 and report.under_rate <= 0.10
     assert result.phase_fit.separations.min() > 2
+
+
+def test_ct_analyse_command_writes_labels_tables_and_provenance(tmp_path, touching, capsys):
+    import h5py
+
+    from helpers.cli import main
+    from helpers.nanoct.volume_io import file_sha256
+
+    truth, volume = touching
+    src = tmp_path / "recon.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("volume", data=volume, chunks=(16, 96, 96), compression="gzip")
+    before = file_sha256(src)
+    out = tmp_path / "analysis.h5"
+    assert main(["ct-analyse", str(src), "--out", str(out), "--no-morphology"]) == 0
+    assert file_sha256(src) == before
+    with h5py.File(out, "r") as f:
+        assert f.attrs["input_sha256"] == before and f.attrs["input_file"] == "recon.h5"
+        assert f.attrs["n_particles"] == 6 and f.attrs["voxel_size_um"] == 0.025
+        assert seg.match_labels(f["labels"][...], truth).matched == 6
+        assert f["particles/void_fraction"].shape == (6,)
+        assert "threshold_nmc_sigma" in f["phase_fit"].attrs
+    assert (tmp_path / "analysis_particles.csv").is_file()
+    assert main(["ct-analyse", str(src), "--out", str(out)]) == 2  # exists, no --overwrite
+    bad = tmp_path / "float.npy"
+    np.save(bad, volume.astype(np.float32))
+    assert main(["ct-analyse", str(bad), "--out", str(tmp_path / "x.h5")]) == 2
+    assert "8-bit" in capsys.readouterr().err
