@@ -129,6 +129,9 @@ def test_match_labels_counts_over_and_under_segmentation():
     assert report.matched == 0
     assert report.over_segmented == 1 and report.under_segmented == 1
     assert report.over_rate == pytest.approx(1 / 3) and report.under_rate == pytest.approx(1 / 3)
+    partners = seg.best_partners(predicted, truth).set_index("label")
+    assert partners.loc[2, "reference"] in (2, 3) and partners.loc[2, "iou"] == pytest.approx(0.5, abs=0.01)
+    assert partners.loc[1, "reference"] == 1 and partners.loc[4, "reference"] == 1
 
 
 def test_empty_mask_raises():

@@ -169,17 +169,9 @@ def test_phantom_voids_against_truth():
     result = seg.segment_particles(volume, h=1.0)
     table, _ = vd.analyse_voids(volume, result.labels, result.phase_fit.void_threshold, 0.025,
                                 with_solidity=False)
-    truth_labels = phantom.filled_labels()
     truth = phantom.truth.set_index("label")
-    partner, iou = [], []
-    for lab in table.label:
-        region = result.labels == lab
-        counts = np.bincount(truth_labels[region], minlength=truth_labels.max() + 1)
-        counts[0] = 0
-        best = int(counts.argmax())
-        partner.append(best)
-        iou.append(counts[best] / np.count_nonzero(region | (truth_labels == best)))
-    table["truth"], table["iou"] = partner, iou
+    partners = seg.best_partners(result.labels, phantom.filled_labels())
+    table = table.merge(partners.rename(columns={"reference": "truth"}), on="label")
     truth_cols = truth[["void_fraction", "n_voids", "has_voids"]].rename(
         columns={"void_fraction": "void_fraction_truth", "n_voids": "n_voids_truth"})
     good = table[table.iou >= 0.8].join(truth_cols, on="truth")
@@ -188,3 +180,9 @@ def test_phantom_voids_against_truth():
     assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.8
     assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.75
     assert (good[~good.has_voids].n_voids == 0).all()
+
+
+def test_fwhm_of_a_gaussian_sample():
+    """FWHM = 2.3548 σ; for 200 000 draws of σ = 10 with 1-grey bins the estimate is within 0.3."""
+    values = np.random.default_rng(5).normal(120, 10, 200_000)
+    assert abs(vd.fwhm(values) - 2.3548 * 10) < 0.3

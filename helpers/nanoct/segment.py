@@ -568,17 +568,15 @@ class MatchReport:
         return self.under_segmented / max(self.n_predicted, 1)
 
 
-def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 0.8, part_min: float = 0.1,
-                 slab: int = 32):
-    """Match predicted to reference labels by intersection over union (sparse contingency table,
-    accumulated over ``z``-slabs so memory stays ~25 B per slab voxel)."""
+def _contingency(predicted, reference, slab: int = 32):
+    """Overlap counts of every (reference, predicted) label pair, accumulated over ``z``-slabs."""
     if predicted.shape != reference.shape:
         raise ValueError(f"predicted labels {predicted.shape} and reference labels {reference.shape} differ")
     n_p = int(np.max(predicted)) + 1
     n_r = int(np.max(reference)) + 1
     size_p = np.zeros(n_p, np.int64)
     size_r = np.zeros(n_r, np.int64)
-    codes, counts = [], []
+    codes, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for z0 in range(0, predicted.shape[0], slab):
         p = np.asarray(predicted[z0 : z0 + slab]).ravel().astype(np.int64)
         r = np.asarray(reference[z0 : z0 + slab]).ravel().astype(np.int64)
@@ -589,8 +587,31 @@ def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 
         codes.append(c)
         counts.append(k)
     pairs, inverse = np.unique(np.concatenate(codes), return_inverse=True)
-    inter = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
-    pr, pp = pairs // n_p, pairs % n_p
+    inter = np.bincount(inverse, weights=np.concatenate(counts), minlength=pairs.size).astype(np.int64)
+    return pairs // n_p, pairs % n_p, inter, size_p, size_r
+
+
+def best_partners(predicted: np.ndarray, reference: np.ndarray):
+    """For every predicted label, the reference label it overlaps most and their IoU (pandas table
+    with ``label``, ``reference``, ``iou``; reference 0 and IoU 0 where it overlaps none)."""
+    import pandas as pd
+
+    pr, pp, inter, size_p, size_r = _contingency(predicted, reference)
+    iou = inter / (size_r[pr] + size_p[pp] - inter)
+    labels = np.flatnonzero(size_p[1:]) + 1
+    best_ref = np.zeros(size_p.size, np.int64)
+    best_iou = np.zeros(size_p.size)
+    order = np.lexsort((iou, pp))  # per predicted label, the highest IoU last
+    best_ref[pp[order]] = pr[order]
+    best_iou[pp[order]] = iou[order]
+    return pd.DataFrame({"label": labels, "reference": best_ref[labels], "iou": best_iou[labels]})
+
+
+def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 0.8, part_min: float = 0.1):
+    """Match predicted to reference labels by intersection over union (sparse contingency table,
+    accumulated over ``z``-slabs so memory stays ~25 B per slab voxel)."""
+    pr, pp, inter, size_p, size_r = _contingency(predicted, reference)
+    n_r, n_p = size_r.size, size_p.size
     iou = inter / (size_r[pr] + size_p[pp] - inter)
     ref_ids = np.flatnonzero(size_r[1:]) + 1
     pred_ids = np.flatnonzero(size_p[1:]) + 1
@@ -605,3 +626,51 @@ def match_labels(predicted: np.ndarray, reference: np.ndarray, iou_min: float = 
         over_segmented=int((over[ref_ids] >= 2).sum()), under_segmented=int((under[pred_ids] >= 2).sum()),
         iou_min=iou_min,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# figures (Fig. 4)
+# --------------------------------------------------------------------------------------------
+def plot_phase_fit(ax, fit: PhaseFit, log: bool = True) -> None:
+    """Grey histogram, the three fitted Gaussians and their sum, thresholds with their ±1σ band."""
+    grey = fit.bin_centres
+    ax.step(grey, fit.counts, where="mid", color="0.4", lw=1, label="histogram")
+    fine = np.linspace(0, 255, 1021)
+    for i, (name, colour) in enumerate(zip(PHASE_NAMES, ("tab:blue", "tab:green", "tab:red"), strict=True)):
+        ax.plot(fine, fit.component(i, fine), color=colour, lw=1.2,
+                label=f"{name}: {fit.means[i]:.0f} ± {fit.sigmas[i]:.0f} ({fit.weights[i]:.0%})")
+    ax.plot(fine, fit.model(fine), "k--", lw=1, label="sum of 3 Gaussians")
+    for t, s, style in ((fit.threshold_air, fit.threshold_air_sigma, ":"),
+                        (fit.threshold_nmc, fit.threshold_nmc_sigma, "-")):
+        ax.axvspan(t - s, t + s, color="orange", alpha=0.3)
+        ax.axvline(t, color="orange", ls=style, lw=1.5)
+    ax.set(xlabel="grey value (8-bit)", ylabel="voxels per grey level", xlim=(0, 255))
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(max(fit.counts.max() * 1e-4, 0.5), fit.counts.max() * 2)
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def plot_slice_overlay(ax, volume, labels, z: int, cmap_labels: str = "tab20") -> None:
+    """One slice of the grey volume with particle outlines (colour per label)."""
+    from skimage.segmentation import find_boundaries
+
+    grey = np.asarray(volume[z])
+    lab = np.asarray(labels[z])
+    ax.imshow(grey, cmap="gray", interpolation="nearest")
+    edges = find_boundaries(lab, mode="inner")
+    overlay = np.ma.masked_where(~edges, lab % 20)
+    ax.imshow(overlay, cmap=cmap_labels, vmin=0, vmax=19, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def plot_labels(ax, labels, z: int, defective_labels=None) -> None:
+    """Label slice in random colours; defective particles hatched in red outline."""
+    lab = np.asarray(labels[z]).astype(np.int64)
+    rng = np.random.default_rng(0)
+    colours = rng.uniform(0.25, 1.0, (int(lab.max()) + 1, 3))
+    colours[0] = 0
+    ax.imshow(colours[lab], interpolation="nearest")
+    if defective_labels is not None and len(defective_labels):
+        ax.contour(np.isin(lab, defective_labels), levels=[0.5], colors="red", linewidths=1.2)
+    ax.set_axis_off()

@@ -265,3 +265,31 @@ def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshol
     dist = ndi.distance_transform_edt(~particle)
     order = np.argsort(dist[air], kind="stable")[:n]
     return grey[particle], grey[air][order]
+
+
+def fwhm(values: np.ndarray, bins: np.ndarray | None = None) -> float:
+    """Full width at half maximum of the histogram of ``values`` (grey levels), linear interpolation."""
+    values = np.asarray(values, float)
+    if values.size == 0:
+        return float("nan")
+    bins = np.arange(-0.5, 256.5) if bins is None else bins
+    counts, edges = np.histogram(values, bins)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    half = counts.max() / 2
+    above = np.flatnonzero(counts >= half)
+    lo, hi = above[0], above[-1]
+    left = centres[lo] if lo == 0 else np.interp(half, [counts[lo - 1], counts[lo]], centres[lo - 1 : lo + 1])
+    right = (centres[hi] if hi == counts.size - 1
+             else np.interp(half, [counts[hi + 1], counts[hi]], [centres[hi + 1], centres[hi]]))
+    return float(right - left)
+
+
+def plot_particle_air_histograms(ax, particle_grey, air_grey, title: str = "") -> None:
+    """Fig. S8 panel: normalised grey histograms of one particle and of as many nearby air voxels."""
+    bins = np.arange(-0.5, 256.5, 2)
+    ax.hist(air_grey, bins, density=True, histtype="stepfilled", alpha=0.5, color="tab:blue",
+            label=f"air (FWHM {fwhm(air_grey):.0f})")
+    ax.hist(particle_grey, bins, density=True, histtype="stepfilled", alpha=0.5, color="tab:red",
+            label=f"particle (FWHM {fwhm(particle_grey):.0f})")
+    ax.set(xlabel="grey value", ylabel="normalised count", title=title)
+    ax.legend(fontsize=7)
