@@ -195,9 +195,9 @@ def phantom_case():
 def test_phantom_powder_against_label_truth(phantom_case):
     """Count within 10 %, ≥ 80 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
     ≤ 10 % each (measured: 179 for 177, 86 % matched, over 6.2 %, under 6.1 %; seed 1: 85 %, 6.4 %,
-    5.5 %). The misses are physical: particles of 6–10 voxels lose ≥ 20 % IoU to a half-voxel edge
-    error, voids breaching a surface make concavities the watershed cuts (over), and welded
-    aggregates or flat contacts merge (under)."""
+    5.5 %). The misses are physical: elongated, welded or voided particles whose voids breach the
+    surface have concavities the watershed cuts (over), flat contacts merge (under), and the smallest
+    particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
     phantom, volume = phantom_case
     result = seg.segment_particles(volume, h=1.0)
     report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
