@@ -112,6 +112,9 @@ def test_resolvable_share_is_the_volume_share_of_large_voids():
     pv = vd.particle_voids(filled & ~(big | small))
     assert pv.resolvable_share(7.0) == pytest.approx(big.sum() / (big.sum() + small.sum()))
     assert pv.resolvable_share(1.0) == 1.0 and pv.resolvable_share(100.0) == 0.0
+    # per void: d_eq of the r = 2 ball (33 voxels) is 3.98 voxels, of the r = 6 ball 12.0
+    assert pv.resolvable_share_eq(5.0) == pytest.approx(big.sum() / (big.sum() + small.sum()))
+    assert pv.resolvable_share_eq(3.0) == 1.0
 
 
 def test_bad_and_degenerate_particles():
