@@ -246,8 +246,9 @@ for key, value in summary.items():
 # resolvable implies far more volume in cracks and sub-50 nm voids than this phantom holds. Found voids
 # sit nearer the centre (median 0.28 r_eq) than all true voids (0.65; uniform would be 0.79): the
 # large central clusters, like the paper's Fig. 6B particle, are found; small peripheral voids are not.
-# In Fig. S8 terms, the phantom's particles have the same grey FWHM as nearby air (ratio ≈ 1): a
-# homogeneous crystal with resolved voids only adds a dark tail. The paper's 2–3× wider particle peak
+# In Fig. S8 terms, the phantom's particles are barely wider in grey than nearby air (FWHM ratio
+# 1.1–1.3, from partial-volume edge voxels): a homogeneous crystal with resolved voids only adds a
+# dark tail. The paper's 2–3× wider particle peak
 # therefore needs unresolved structure (sub-voxel voids, cracks, composition) that the phantom lacks.
 #
 # **What's next:** run `nmc-workbook ct-analyse VOLUME.h5 --out analysis.h5` on your own 8-bit volume:

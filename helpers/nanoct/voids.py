@@ -245,12 +245,16 @@ def analyse_voids(
     return particles, voids
 
 
-def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshold: float, max_pad: int = 64):
+def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshold: float, max_pad: int = 64,
+                            smooth_vox: float = 1.5):
     """Grey values of one particle and of the same number of nearest air voxels (Fig. S8).
 
-    The air sample is the ``n`` air voxels (grey < ``air_threshold``, not in any particle) closest to
-    the particle, ``n`` = the particle's voxel count, searched in its bounding box grown by up to
-    ``max_pad`` voxels. Returns ``(particle_grey, air_grey)`` as uint8 arrays; raises ``ValueError``
+    The air sample is the ``n`` air voxels closest to the particle (``n`` = the particle's voxel count),
+    searched in its bounding box grown by up to ``max_pad`` voxels. Air is classified on a Gaussian-
+    smoothed copy (σ = ``smooth_vox``; smoothed grey < ``air_threshold``, not in any particle, one voxel
+    away from other phases) and its *raw* grey values are returned: selecting air by raw grey would
+    truncate the noise distribution at the threshold and bias its width. Returns
+    ``(particle_grey, air_grey)`` as uint8 arrays; raises ``ValueError``
     when too little air lies nearby.
     """
     from scipy import ndimage as ndi
@@ -267,7 +271,8 @@ def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshol
         lab_crop = labels[crop_box]
         grey = np.asarray(volume[crop_box])
         particle = lab_crop == label
-        air = (lab_crop == 0) & (grey < air_threshold)
+        smooth = ndi.gaussian_filter(grey.astype(np.float32), smooth_vox) if smooth_vox > 0 else grey
+        air = ndi.binary_erosion((lab_crop == 0) & (smooth < air_threshold), border_value=1)
         n = int(particle.sum())
         if air.sum() >= n or pad >= max_pad:
             break
