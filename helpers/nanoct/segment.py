@@ -346,7 +346,7 @@ def _padded(box, shape, pad):
 # --------------------------------------------------------------------------------------------
 # 3. per-cluster watershed
 # --------------------------------------------------------------------------------------------
-def watershed_crop(mask: np.ndarray, h: float = 2.0, fill: bool = True) -> np.ndarray:
+def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True) -> np.ndarray:
     """Split one binary object (a crop) by an EDT-marker watershed; returns int32 labels 1..k.
 
     Holes are filled first (``fill_voids``) so internal voids do not split a particle; markers are the
@@ -397,7 +397,7 @@ class Segmentation:
     largest_box_voxels: int
 
 
-def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 2.0, pad: int = 1, out=None):
+def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, pad: int = 1, out=None):
     """Watershed every cluster in its padded bounding box.
 
     ``out``: preallocated zeroed integer label array (e.g. a ``numpy.memmap`` on disk); default uint16
@@ -431,7 +431,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 2.0, 
 def segment_particles(
     volume,
     threshold: float | None = None,
-    h: float = 2.0,
+    h: float = 1.0,
     min_particle_voxels: int = 8,
     connectivity: int = 26,
 ) -> Segmentation:
@@ -472,7 +472,7 @@ def _touches_border(box, shape) -> bool:
     return any(s.start == 0 or s.stop == n for s, n in zip(box, shape, strict=True))
 
 
-def watershed_whole_volume(mask: np.ndarray, h: float = 2.0) -> np.ndarray:
+def watershed_whole_volume(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
     """Reference: the same libraries (fill_voids, edt, h-maxima, watershed) on the whole volume at once.
 
     Used by the scale benchmark and a test; memory ~30 B per volume voxel.
