@@ -233,3 +233,20 @@ def test_ct_analyse_command_writes_labels_tables_and_provenance(tmp_path, touchi
     np.save(bad, volume.astype(np.float32))
     assert main(["ct-analyse", str(bad), "--out", str(tmp_path / "x.h5")]) == 2
     assert "8-bit" in capsys.readouterr().err
+
+
+def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phantom_case):
+    """The dense phantom percolates into one big cluster; cut into 48³ tiles with a 12-voxel halo
+    (above the particles' inscribed radii, ≤ 12 voxels here), ≥ 95 % of the untiled particles are
+    found again at IoU ≥ 0.8 (measured 176 of 179), and the match to truth is as good (measured 152
+    vs 152). With a 6-voxel halo it degrades (162 of 179): the halo must exceed the radius."""
+    phantom, volume = phantom_case
+    threshold = seg.fit_three_phases(volume).threshold_nmc
+    clusters, n, _ = seg.label_clusters(seg.nmc_mask(volume, threshold), min_voxels=8)
+    untiled, _, big = seg.split_clusters(clusters, n)
+    tiled, _, work = seg.split_clusters(clusters, n, max_box_voxels=40**3, tile_vox=48, halo_vox=12)
+    assert work < big / 3
+    same = seg.match_labels(tiled, untiled, iou_min=0.8)
+    assert same.matched >= 0.95 * same.n_reference
+    truth = phantom.filled_labels()
+    assert seg.match_labels(tiled, truth).matched >= seg.match_labels(untiled, truth).matched - 3
