@@ -233,9 +233,10 @@ for key, value in summary.items():
 # The three-phase fit gives the NMC threshold to a fraction of a grey level (statistically), and the
 # per-cluster watershed recovers most particles at IoU ≥ 0.8 with under 10 % split or merged; misses
 # concentrate in the largest, elongated or voided particles. In this dense powder (28 % NMC) most
-# particles touch into one cluster whose box is most of the volume: per-cluster memory then equals
-# whole-volume memory, and tiling such a cluster with overlapping halos is the next step for the
-# paper-scale volume. The defective share found is above the truth because
+# particles touch into one cluster whose box is most of the volume, so one box per cluster costs as
+# much as the whole volume; `segment_particles` then cuts any cluster box above `max_box_voxels` into
+# overlapping tiles (halo above the largest inscribed radius) and stitches them, which bounds the
+# memory by the tile (see `benchmarks/RESULTS_ct_scale.md`). The defective share found is above the truth because
 # merged neighbours look welded (low solidity): the paper's 17 % carries the same ambiguity, and a
 # welded aggregate cannot be told from two touching crystals by shape alone. At the paper's 32-bit
 # CNR of 2.3 no three-phase threshold exists without denoising.
