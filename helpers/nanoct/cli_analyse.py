@@ -36,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
+def _column_array(series) -> np.ndarray:
+    """A table column as an HDF5-storable array (object columns as float, else as UTF-8 strings)."""
+    values = series.to_numpy()
+    if values.dtype != object:
+        return values
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        return values.astype(str).astype("S")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; returns 0 on success (errors raise ValueError/OSError/KeyError)."""
     import h5py
@@ -102,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             g = f.create_group(name)
             for column in table.columns:
-                g[column] = np.asarray(table[column].to_numpy(), dtype=np.float64 if
-                                       table[column].dtype == object else table[column].dtype)
+                g[column] = _column_array(table[column])
             g.attrs["units"] = "µm, µm³; fractions dimensionless; radial = distance / particle r_eq"
     stem = out.with_suffix("")
     particles.to_csv(f"{stem}_particles.csv", index=False)
