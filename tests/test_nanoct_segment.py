@@ -250,3 +250,21 @@ def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phanto
     assert same.matched >= 0.95 * same.n_reference
     truth = phantom.filled_labels()
     assert seg.match_labels(tiled, truth).matched >= seg.match_labels(untiled, truth).matched - 3
+
+
+def test_threshold_systematics_helpers():
+    """Histogram identities: counts above t±shift, and IoU(t) against a reference equal to the direct
+    voxel computation at every probed threshold."""
+    rng = np.random.default_rng(6)
+    volume = rng.integers(0, 256, (8, 20, 20), dtype=np.uint8)
+    reference = volume > 150
+    t, iou = seg.mask_iou_by_threshold(volume, reference)
+    assert t[np.argmax(iou)] == 150 and iou.max() == 1.0
+    for probe in (100, 170):
+        mask = volume > probe
+        assert iou[probe] == pytest.approx((mask & reference).sum() / (mask | reference).sum())
+    counts = np.bincount(volume.ravel(), minlength=256)
+    lo, hi = seg.nmc_fraction_change(counts, 150, 10)
+    base = (volume > 150).sum()
+    assert lo == pytest.approx((volume > 140).sum() / base - 1)
+    assert hi == pytest.approx((volume > 160).sum() / base - 1)

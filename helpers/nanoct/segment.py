@@ -256,6 +256,48 @@ def fit_three_phases(
     )
 
 
+def nmc_fraction_change(counts: np.ndarray, threshold: float, shift: float) -> tuple[float, float]:
+    """Relative change of the NMC voxel count (grey > threshold) when the threshold moves by −/+ ``shift``.
+
+    A systematic-uncertainty probe from the histogram alone (no pass over the volume).
+    """
+    counts = np.asarray(counts, float)
+    grey = np.arange(counts.size)
+
+    def above(t):
+        return counts[grey > t].sum()
+
+    base = above(threshold)
+    if base == 0:
+        raise ValueError(f"no voxel above threshold {threshold}")
+    return above(threshold - shift) / base - 1.0, above(threshold + shift) / base - 1.0
+
+
+def mask_iou_by_threshold(volume, reference_mask: np.ndarray, slab: int = 64):
+    """IoU of ``volume > t`` with a reference mask for every integer t = 0..254, from two histograms.
+
+    Returns ``(thresholds, iou)``; the arg-max is the best global threshold the reference allows,
+    against which a fitted threshold's systematic error is read.
+    """
+    from helpers.nanoct.volume_io import validate_volume
+
+    validate_volume(volume, "volume")
+    if tuple(reference_mask.shape) != tuple(volume.shape):
+        raise ValueError(f"reference mask {reference_mask.shape} and volume {volume.shape} differ")
+    inside = np.zeros(256, np.int64)
+    outside = np.zeros(256, np.int64)
+    for z0 in range(0, volume.shape[0], slab):
+        grey = np.asarray(volume[z0 : z0 + slab]).ravel()
+        ref = np.asarray(reference_mask[z0 : z0 + slab]).ravel().astype(bool)
+        inside += np.bincount(grey[ref], minlength=256)
+        outside += np.bincount(grey[~ref], minlength=256)
+    thresholds = np.arange(255)
+    tp = inside.sum() - np.cumsum(inside)[:255]  # grey > t inside the reference
+    fp = outside.sum() - np.cumsum(outside)[:255]
+    fn = inside.sum() - tp
+    return thresholds, tp / np.maximum(tp + fp + fn, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # 2. NMC mask and connected clusters
 # --------------------------------------------------------------------------------------------
