@@ -193,17 +193,17 @@ def phantom_case():
 
 
 def test_phantom_powder_against_label_truth(phantom_case):
-    """Count within 10 %, ≥ 80 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
-    ≤ 10 % each (measured: 179 for 177, 86 % matched, over 6.2 %, under 6.1 %; seed 1: 85 %, 6.4 %,
-    5.5 %). The misses are physical: elongated, welded or voided particles whose voids breach the
-    surface have concavities the watershed cuts (over), flat contacts merge (under), and the smallest
-    particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
+    """Count within 10 %, ≥ 85 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
+    ≤ 8 % each (measured: 165 for 177, 91 % matched, over 0.6 %, under 6.7 %; seed 1: 89 %, 1.4 %,
+    5.3 %; without the relative-dynamic merge 86 %, 6.2 %, 6.1 %). The misses are physical: flat
+    contacts and welded grains merge (under), elongated or voided particles can still be cut (over),
+    and the smallest particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
     phantom, volume = phantom_case
     result = seg.segment_particles(volume, h=1.0)
     report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
     assert abs(result.n_particles - report.n_reference) <= 0.1 * report.n_reference
-    assert report.matched_fraction >= 0.8
-    assert report.over_rate <= 0.10 and report.under_rate <= 0.10
+    assert report.matched_fraction >= 0.85
+    assert report.over_rate <= 0.08 and report.under_rate <= 0.08
     assert result.phase_fit.separations.min() > 2
 
 
@@ -238,8 +238,8 @@ def test_ct_analyse_command_writes_labels_tables_and_provenance(tmp_path, touchi
 def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phantom_case):
     """The dense phantom percolates into one big cluster; cut into 48³ tiles with a 12-voxel halo
     (above the particles' inscribed radii, ≤ 12 voxels here), ≥ 95 % of the untiled particles are
-    found again at IoU ≥ 0.8 (measured 176 of 179), and the match to truth is as good (measured 152
-    vs 152). With a 6-voxel halo it degrades (162 of 179): the halo must exceed the radius."""
+    found again at IoU ≥ 0.8 (measured 164 of 165), and the match to truth is as good (measured 160
+    vs 161). With a 6-voxel halo it degrades (162 of 165): the halo must exceed the radius."""
     phantom, volume = phantom_case
     threshold = seg.fit_three_phases(volume).threshold_nmc
     clusters, n, _ = seg.label_clusters(seg.nmc_mask(volume, threshold), min_voxels=8)
@@ -268,3 +268,17 @@ def test_threshold_systematics_helpers():
     base = (volume > 150).sum()
     assert lo == pytest.approx((volume > 140).sum() / base - 1)
     assert hi == pytest.approx((volume > 160).sum() / base - 1)
+
+
+def test_relative_dynamic_merges_a_fused_peanut_but_not_touching_balls():
+    """Two balls r = 20 fused with centres 16 apart: neck radius √(400 − 64) = 18.3, saddle depth 1.7
+    voxels (> h = 1, so h-maxima alone splits them) but only 8 % of the peak → one particle at
+    rel_dynamic = 0.25. The same balls with centres 38 apart touch through a neck of 6.2 voxels
+    (69 % below the peak) and stay two at any rel_dynamic < 0.69."""
+    peanut = balls((48, 48, 64), [(24, 24, 24), (24, 24, 40)], [20, 20]) > 0
+    pair = balls((48, 48, 88), [(24, 24, 24), (24, 24, 62)], [20, 20]) > 0
+    assert seg.watershed_crop(peanut, h=1.0, rel_dynamic=0.0).max() == 2
+    assert seg.watershed_crop(peanut, h=1.0, rel_dynamic=0.25).max() == 1
+    for rel in (0.0, 0.25, 0.6):
+        assert seg.watershed_crop(pair, h=1.0, rel_dynamic=rel).max() == 2
+    assert seg.watershed_crop(pair, h=1.0, rel_dynamic=0.75).max() == 1

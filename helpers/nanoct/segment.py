@@ -390,12 +390,16 @@ def _padded(box, shape, pad):
 # --------------------------------------------------------------------------------------------
 # 3. per-cluster watershed
 # --------------------------------------------------------------------------------------------
-def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True) -> np.ndarray:
+def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True,
+                   rel_dynamic: float = 0.25) -> np.ndarray:
     """Split one binary object (a crop) by an EDT-marker watershed; returns int32 labels 1..k.
 
     Holes are filled first (``fill_voids``) so internal voids do not split a particle; markers are the
     h-maxima of the Euclidean distance transform (``edt``), dynamic ``h`` in voxels (MorphoLibJ's
-    "dynamic"); the watershed floods ``-EDT`` inside the filled mask (scikit-image).
+    "dynamic"); the watershed floods ``-EDT`` inside the filled mask (scikit-image). Then neighbouring
+    regions are merged when the lower of their two EDT peaks stands less than ``rel_dynamic`` of its
+    height above their saddle (:func:`merge_by_relative_dynamic`): a fixed ``h`` cannot serve both a
+    6-voxel particle and a 60-voxel elongated crystal whose ridge carries several maxima.
     """
     import edt
     import fill_voids
@@ -411,7 +415,66 @@ def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True) -> np.nd
     markers, n = ndi.label(peaks, structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return solid.astype(np.int32)
-    return watershed(-dist, markers, mask=solid).astype(np.int32)
+    labels = watershed(-dist, markers, mask=solid).astype(np.int32)
+    if rel_dynamic > 0:
+        labels = merge_by_relative_dynamic(labels, dist, rel_dynamic)
+    return labels
+
+
+def merge_by_relative_dynamic(labels: np.ndarray, dist: np.ndarray, rel_dynamic: float) -> np.ndarray:
+    """Merge watershed regions whose separating saddle is shallow relative to their peaks.
+
+    For each pair of face-adjacent regions, the saddle is the highest ``min(dist)`` over the voxel
+    pairs across their common boundary; the pair is merged (highest saddles first, union-find) when
+    ``min(peak_a, peak_b) − saddle < rel_dynamic · min(peak_a, peak_b)``. Two balls of radius r touching
+    through a neck of radius ρ keep apart while ρ < (1 − rel_dynamic)·r. Returns labels 1..k (int32).
+    """
+    from scipy import ndimage as ndi
+
+    n = int(labels.max())
+    if n <= 1:
+        return labels
+    peak = np.zeros(n + 1)
+    peak[1:] = ndi.maximum(dist, labels, np.arange(1, n + 1))
+    codes, saddles = [], []
+    for axis in range(3):
+        first = [slice(None)] * 3
+        second = [slice(None)] * 3
+        first[axis], second[axis] = slice(None, -1), slice(1, None)
+        a, b = labels[tuple(first)], labels[tuple(second)]
+        across = (a != b) & (a > 0) & (b > 0)
+        if not across.any():
+            continue
+        lo, hi = np.minimum(a[across], b[across]).astype(np.int64), np.maximum(a[across], b[across])
+        codes.append(lo * (n + 1) + hi)
+        saddles.append(np.minimum(dist[tuple(first)][across], dist[tuple(second)][across]))
+    if not codes:
+        return labels
+    codes, saddles = np.concatenate(codes), np.concatenate(saddles)
+    order = np.argsort(codes, kind="stable")
+    codes, saddles = codes[order], saddles[order]
+    pair, start = np.unique(codes, return_index=True)
+    saddle = np.maximum.reduceat(saddles, start)
+    parent = np.arange(n + 1)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for code, value in sorted(zip(pair.tolist(), saddle.tolist(), strict=True), key=lambda cv: -cv[1]):
+        x, y = divmod(code, n + 1)
+        rx, ry = find(x), find(y)
+        if rx == ry:
+            continue
+        low = min(peak[rx], peak[ry])  # peaks of the merged groups: a group's peak is its maximum
+        if low - value < rel_dynamic * low:
+            keep, gone = (rx, ry) if peak[rx] >= peak[ry] else (ry, rx)
+            parent[gone] = keep
+    roots = np.array([find(i) for i in range(n + 1)])
+    _, compact = np.unique(roots, return_inverse=True)  # root 0 (background) stays 0
+    return compact.astype(np.int32)[labels]
 
 
 @dataclass
@@ -442,7 +505,8 @@ class Segmentation:
 
 
 def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, pad: int = 1, out=None,
-                   max_box_voxels: int = 200**3, tile_vox: int = 160, halo_vox: int = 24):
+                   max_box_voxels: int = 200**3, tile_vox: int = 160, halo_vox: int = 24,
+                   rel_dynamic: float = 0.25):
     """Watershed every cluster in its padded bounding box; boxes above ``max_box_voxels`` in tiles.
 
     ``out``: preallocated zeroed integer label array (e.g. a ``numpy.memmap`` on disk); default uint16
@@ -464,12 +528,12 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
         box_voxels = int(np.prod([s.stop - s.start for s in crop_box]))
         if box_voxels > max_box_voxels:
             n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
-                                         tile_vox, halo_vox)
+                                         tile_vox, halo_vox, rel_dynamic)
             largest = max(largest, work)
         else:
             crop = cluster_labels[crop_box] == k
             largest = max(largest, crop.size)
-            parts = watershed_crop(crop, h=h)
+            parts = watershed_crop(crop, h=h, rel_dynamic=rel_dynamic)
             n_parts = int(parts.max())
             if next_label + n_parts > np.iinfo(labels.dtype).max:
                 raise ValueError(f"more particles than the label dtype {labels.dtype} holds; "
@@ -482,7 +546,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     return labels, np.array(cluster_of, dtype=np.int64), largest
 
 
-def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo):
+def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dynamic=0.25):
     """Watershed of cluster ``k`` in overlapping tiles of its box, stitched across tile faces.
 
     Each tile is processed with a halo of ``halo`` voxels (EDT, h-maxima and watershed see the halo);
@@ -517,7 +581,7 @@ def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo):
                 if not mask[inner].any():
                     continue
                 work = max(work, mask.size)
-                parts = watershed_crop(mask, h=h)
+                parts = watershed_crop(mask, h=h, rel_dynamic=rel_dynamic)
                 core_parts = parts[inner]
                 ids = np.unique(core_parts[core_parts > 0])
                 if next_id + ids.size > limit:
@@ -570,6 +634,7 @@ def segment_particles(
     max_box_voxels: int = 200**3,
     tile_vox: int = 160,
     halo_vox: int = 24,
+    rel_dynamic: float = 0.25,
 ) -> Segmentation:
     """Threshold (fitted or given), label NMC clusters, split them per cluster by watershed.
 
@@ -582,6 +647,8 @@ def segment_particles(
     connectivity : 6, 18 or 26 for the NMC clusters
     max_box_voxels, tile_vox, halo_vox : clusters with a larger box are split in overlapping tiles
         (:func:`split_clusters`); keep ``halo_vox`` above the largest particle's inscribed radius
+    rel_dynamic : merge neighbouring watershed regions whose saddle lies within this fraction of the
+        lower peak (:func:`merge_by_relative_dynamic`); 0 disables
     """
     from helpers.nanoct.volume_io import validate_volume
 
@@ -594,7 +661,8 @@ def segment_particles(
     clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
     del mask
     labels, cluster_of, largest = split_clusters(clusters, n_clusters, h=h, max_box_voxels=max_box_voxels,
-                                                 tile_vox=tile_vox, halo_vox=halo_vox)
+                                                 tile_vox=tile_vox, halo_vox=halo_vox,
+                                                 rel_dynamic=rel_dynamic)
     del clusters
     boxes = bounding_boxes(labels)
     border = np.array([_touches_border(b, labels.shape) for b in boxes], dtype=bool)
@@ -611,12 +679,12 @@ def _touches_border(box, shape) -> bool:
     return any(s.start == 0 or s.stop == n for s, n in zip(box, shape, strict=True))
 
 
-def watershed_whole_volume(mask: np.ndarray, h: float = 1.0) -> np.ndarray:
+def watershed_whole_volume(mask: np.ndarray, h: float = 1.0, rel_dynamic: float = 0.25) -> np.ndarray:
     """Reference: the same libraries (fill_voids, edt, h-maxima, watershed) on the whole volume at once.
 
     Used by the scale benchmark and a test; memory ~80 B per volume voxel (measured 77–88).
     """
-    return watershed_crop(np.asarray(mask, bool), h=h)
+    return watershed_crop(np.asarray(mask, bool), h=h, rel_dynamic=rel_dynamic)
 
 
 # --------------------------------------------------------------------------------------------
