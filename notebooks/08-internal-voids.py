@@ -235,16 +235,16 @@ for key, value in summary.items():
     print(f"{key:40s} {value}")
 
 # %% [markdown]
-# Where a particle's voids stay enclosed, its void fraction is found to within 0.01 (94 % of the voided
-# particles); two lost their voids entirely, opened to the surface by the blur: a void can be large and
+# Where a particle's voids stay enclosed, its void fraction is found to within 0.01 (91 % of the voided
+# particles); three lost most of their void volume, opened to the surface by the blur: a void can be large and
 # still missed. The void *count* is exact in only a quarter of the particles: the truth holds many
 # one- and two-voxel voids (25–50 nm) that vanish under blur and the noise cut or merge with a
 # neighbour, so counts are resolution-bound numbers while fractions are not.
 #
 # The phantom puts 99.6 % of its void volume in voids ≥ 50 nm (drawn uniformly in diameter, the volume
-# goes with the large ones) and 93 % of the true void volume is recovered: the paper's 65–90 %
+# goes with the large ones) and 92 % of the true void volume is recovered: the paper's 65–90 %
 # resolvable implies far more volume in cracks and sub-50 nm voids than this phantom holds. Found voids
-# sit nearer the centre (median 0.28 r_eq) than all true voids (0.65; uniform would be 0.79): the
+# sit nearer the centre (median 0.31 r_eq) than all true voids (0.65; uniform would be 0.79): the
 # large central clusters, like the paper's Fig. 6B particle, are found; small peripheral voids are not.
 # In Fig. S8 terms, the phantom's particles are barely wider in grey than nearby air (FWHM ratio
 # 1.1–1.3, from partial-volume edge voxels): a homogeneous crystal with resolved voids only adds a

@@ -167,8 +167,8 @@ def test_particle_and_nearby_air_histograms():
 
 def test_phantom_voids_against_truth():
     """On the 96³ phantom (CNR 12, blur 0.5 voxel), for defective particles segmented at IoU ≥ 0.8:
-    void fraction within 0.01 of truth for ≥ 80 % (measured 20 of 22), void count exact for ≥ 75 %
-    (measured 18 of 22), and no void at all in the non-defective ones (measured 0). The misses are
+    void fraction within 0.01 of truth for ≥ 80 % (measured 24 of 27), void count exact for ≥ 75 %
+    (measured 22 of 27), and no void at all in the non-defective ones (measured 0). The misses are
     voids within ~1 voxel of the surface that the blur opens to the outside: no longer enclosed."""
     ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
@@ -183,7 +183,7 @@ def test_phantom_voids_against_truth():
         columns={"void_fraction": "void_fraction_truth", "n_voids": "n_voids_truth"})
     good = table[table.iou >= 0.8].join(truth_cols, on="truth")
     defective = good[good.has_voids]
-    assert len(defective) >= 15
+    assert len(defective) >= 20
     assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.8
     assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.75
     assert (good[~good.has_voids].n_voids == 0).all()
