@@ -326,6 +326,12 @@ def write_table(s: dict, size: int, scale_size: int) -> None:
                   f"Largest cluster box at {scale_size}³: "
                   f"{big['results']['per-cluster']['largest_box_voxels'] / 1e6:.2f} M voxels."]
     dense = s.get("dense")
+
+    def dense_ratio(method):
+        if dense is None:
+            return "?"
+        return f"{dense['results'][method]['wall_s'] / dense['results']['whole-volume']['wall_s']:.1f}×"
+
     if dense is not None:
         lines += [
             "",
@@ -366,8 +372,9 @@ def write_table(s: dict, size: int, scale_size: int) -> None:
         "it). Beyond RAM, `nmc_mask(out=)` and `split_clusters(out=)` take `numpy.memmap` arrays on disk, "
         "so resident memory is then the largest box plus the page cache the OS grants. These times hold "
         "for a dispersed powder (clusters of a few particles). A dense, percolating powder costs about "
-        "the whole-volume time (see the dense table: per-cluster ≈ 1.3×, tiled ≈ 2.6× the whole-volume "
-        "time on the phantom), i.e. hours on 2 cores at paper scale, but in bounded memory: with "
+        f"the whole-volume time (see the dense table: per-cluster ≈ {dense_ratio('per-cluster')}, tiled "
+        f"≈ {dense_ratio('per-cluster-tiled')} the whole-volume time on the phantom), i.e. hours on 2 "
+        "cores at paper scale, but in bounded memory: with "
         "the default 160³ tiles and 24-voxel halo, ~80 B/voxel × 208³ ≈ 0.7 GB per tile. The paper's "
         "particles are larger (volume-weighted median 1.9 µm = 76 voxels, up to 9.5 µm) than here: the "
         "halo must then exceed the largest inscribed radius (~40–190 voxels), so tiles of 256³ with a "
