@@ -1,0 +1,125 @@
+"""``nmc-workbook ct-analyse``: segment particles of an 8-bit nano-CT volume, measure voids (and shape).
+
+Reads the volume memory-mapped or slab-wise (HDF5, TIFF, .npy; never modified), fits the three grey
+phases (or takes ``--threshold``), labels and splits particles per cluster, measures every particle's
+voids, adds the morphology table when ``helpers.nanoct.morphology`` is installed, and writes one HDF5
+file (particle labels, compressed; tables; parameters, units, input name and SHA-256 as attributes)
+plus CSV tables beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> None:
+    """Options of the ``ct-analyse`` sub-command."""
+    parser.add_argument("volume", help="8-bit volume: .h5/.hdf5/.nxs, multi-page .tif, or .npy")
+    parser.add_argument("--dataset", help="HDF5 dataset of the volume (needed if the file holds several)")
+    parser.add_argument("--out", required=True, help="output HDF5 file (CSV tables are written beside it)")
+    parser.add_argument("--voxel-size-um", type=float, default=0.025, help="voxel edge in µm (paper: 0.025)")
+    parser.add_argument("--threshold", type=float,
+                        help="manual NMC grey threshold (0–255); default: three-phase histogram fit")
+    parser.add_argument("--void-threshold", type=float,
+                        help="grey threshold for voids inside particles; default: air/NMC mid-grey of "
+                             "the fit, or --threshold when given")
+    parser.add_argument("--h", type=float, default=1.0, help="h-maxima dynamic of the distance map, voxels")
+    parser.add_argument("--min-particle-voxels", type=int, default=8, help="smaller NMC clusters are noise")
+    parser.add_argument("--resolution-um", type=float, default=0.05,
+                        help="void size counted as resolved (paper: 0.05 µm)")
+    parser.add_argument("--no-morphology", action="store_true", help="skip the morphology table")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _column_array(series) -> np.ndarray:
+    """A table column as an HDF5-storable array (object columns as float, else as UTF-8 strings)."""
+    values = series.to_numpy()
+    if values.dtype != object:
+        return values
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        return values.astype(str).astype("S")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis; returns 0 on success (errors raise ValueError/OSError/KeyError)."""
+    import h5py
+    import pandas as pd
+
+    import helpers
+    from helpers.nanoct import segment as seg
+    from helpers.nanoct import voids as vd
+    from helpers.nanoct.volume_io import file_sha256, open_volume
+
+    src = Path(args.volume)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OSError(f"{out} exists: pass --overwrite to replace it")
+    if out.resolve() == src.resolve():
+        raise OSError("--out must not be the input volume (inputs are never modified)")
+    volume = open_volume(src, args.dataset)
+    result = seg.segment_particles(volume, threshold=args.threshold, h=args.h,
+                                   min_particle_voxels=args.min_particle_voxels)
+    if args.void_threshold is not None:
+        void_threshold = args.void_threshold
+    elif result.phase_fit is not None:
+        void_threshold = result.phase_fit.void_threshold
+    else:
+        void_threshold = result.threshold
+    particles, voids = vd.analyse_voids(volume, result.labels, void_threshold, args.voxel_size_um,
+                                        resolution_um=args.resolution_um, boxes=result.boxes)
+    particles["defective"] = seg.classify_defective(particles.void_fraction.fillna(0.0),
+                                                    particles.solidity.fillna(1.0))
+    particles["cluster"] = result.cluster_of[particles.label.to_numpy() - 1]
+    morphology = None
+    if not args.no_morphology and importlib.util.find_spec("helpers.nanoct.morphology") is not None:
+        from helpers.nanoct import morphology as morph
+
+        morphology = morph.particle_table(result.labels, args.voxel_size_um)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(out, "w") as f:
+        f.attrs.update({
+            "program": f"nmc-workbook ct-analyse {helpers.__version__}",
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "input_file": src.name, "input_dataset": args.dataset or "", "input_sha256": file_sha256(src),
+            "voxel_size_um": args.voxel_size_um, "nmc_threshold_grey": result.threshold,
+            "void_threshold_grey": void_threshold, "h_maxima_voxels": args.h,
+            "min_particle_voxels": args.min_particle_voxels, "resolution_um": args.resolution_um,
+            "n_particles": result.n_particles, "n_clusters": result.n_clusters,
+            "n_removed_small_clusters": result.n_removed_small,
+            "defective_share": float(particles.defective.mean()),
+        })
+        if result.phase_fit is not None:
+            fit = result.phase_fit
+            g = f.create_group("phase_fit")
+            g.attrs["phases"] = ["air", "glue", "NMC"]
+            g.attrs["units"] = "grey values of the 8-bit volume"
+            for key in ("means", "sigmas", "weights", "separations", "counts"):
+                g[key] = getattr(fit, key)
+            for key in ("threshold_nmc", "threshold_nmc_sigma", "threshold_air", "threshold_air_sigma"):
+                g.attrs[key] = getattr(fit, key)
+        ds = f.create_dataset("labels", data=result.labels, chunks=True, compression="gzip", shuffle=True)
+        ds.attrs["description"] = "particle labels, 0 = background, internal voids belong to their particle"
+        ds.attrs["axes"] = "z, y, x"
+        for name, table in (("particles", particles), ("voids", voids), ("morphology", morphology)):
+            if table is None:
+                continue
+            g = f.create_group(name)
+            for column in table.columns:
+                g[column] = _column_array(table[column])
+            g.attrs["units"] = "µm, µm³; fractions dimensionless; radial = distance / particle r_eq"
+    stem = out.with_suffix("")
+    particles.to_csv(f"{stem}_particles.csv", index=False)
+    voids.to_csv(f"{stem}_voids.csv", index=False)
+    if morphology is not None:
+        pd.DataFrame(morphology).to_csv(f"{stem}_morphology.csv", index=False)
+    print(f"{result.n_particles} particles in {result.n_clusters} clusters; NMC threshold "
+          f"{result.threshold:.1f}; defective {particles.defective.mean():.1%}; written {out.name}")
+    return 0

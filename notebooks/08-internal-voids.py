@@ -1,0 +1,265 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Internal voids: how much of a "single crystal" is empty? (Fig. 6, Fig. S8)
+#
+# The paper sees dark spots inside the crystals, attributes them to voids and microcracks, finds void
+# fractions of at least ~10 % in seven selected particles, voids clustered in a particle's middle, and
+# estimates that only 65–90 % of the void volume is resolvable (≥ 50 nm) at 25 nm voxels.
+
+# %% [markdown]
+# ## Question
+#
+# Per particle: what is the void fraction, how many voids, how large (local thickness, as diameters),
+# are they clustered towards the centre, and what share of the void volume does the reconstruction
+# resolve? With the phantom's truth, what does it miss? Are the particles' grey values wider than the
+# noise of nearby air (Fig. S8)?
+#
+# **Prerequisites:** notebook 06 (segmentation). **Time to run:** ~30 s.
+
+# %% [markdown]
+# ## Setup
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import numpy as np
+
+import helpers
+from helpers.nanoct import segment as seg
+from helpers.nanoct import voids as vd
+from helpers.synthetic import ct_phantom
+
+helpers.setup()
+
+# %% tags=["parameters"]
+# parameters: phantom, grey-volume quality, resolution limit; void sizes start below one voxel-pair
+shape_vox = (128, 128, 128)
+voxel_size_um = 0.025
+seed = 0
+void_diameter_um = (0.025, 0.25)  # truth voids from one voxel to 250 nm
+cnr = 12.0
+blur_sigma_vox = 0.5
+h_vox = 1.0
+resolution_um = 0.05  # paper: voids ≥ 50 nm are resolvable
+paper_resolvable = (0.65, 0.90)
+paper_min_void_fraction = 0.10
+n_s8_particles = 4
+
+# %% [markdown]
+# ## Data
+#
+# The powder phantom of notebook 06, with voids drawn from 25 to 250 nm in 17 % of the particles (target
+# void fractions 10–25 %, the paper's "≥ 10 %"), rendered as an 8-bit volume.
+
+# %%
+phantom = ct_phantom.make_powder_phantom(shape_vox, voxel_size_um=voxel_size_um, rng=seed,
+                                         void_diameter_um=void_diameter_um)
+volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=seed + 1, cnr=cnr,
+                                         blur_sigma_vox=blur_sigma_vox).volume_8bit
+truth = phantom.truth
+print(f"{len(truth)} particles, {truth.has_voids.sum()} with voids; true void fractions "
+      f"{truth.void_fraction[truth.has_voids].min():.2f}–{truth.void_fraction.max():.2f}")
+
+# %% [markdown]
+# ## Method: segment, then the voids of each particle
+#
+# Particles come from notebook 06's chain. Inside each particle, solid NMC is grey above the air/NMC
+# mid-grey (voids hold air, and the 50 % level of an air/NMC edge sits there); holes are filled
+# (`fill_voids`), the void mask is filled minus solid, voids are its 26-connected components (lone dark
+# voxels are noise, not voids), and void sizes are local thickness (`localthickness`) as diameters.
+# The truth goes through the same code on the exact phase map.
+
+# %%
+result = seg.segment_particles(volume, h=h_vox)
+fit = result.phase_fit
+particles, voids = vd.analyse_voids(volume, result.labels, fit.void_threshold, voxel_size_um,
+                                    resolution_um=resolution_um, boxes=result.boxes)
+exact = np.where(phantom.phase == ct_phantom.NMC, 255, 0).astype(np.uint8)
+truth_particles, truth_voids = vd.analyse_voids(exact, phantom.filled_labels(), 127, voxel_size_um,
+                                                resolution_um=resolution_um, min_void_voxels=1,
+                                                with_solidity=False)
+print(f"{len(particles)} particles found, {int((particles.n_voids > 0).sum())} with voids, "
+      f"{len(voids)} voids; truth: {len(truth_voids)} voids in {int((truth_particles.n_voids > 0).sum())}")
+
+# %% [markdown]
+# ## Method: found against true, particle by particle
+#
+# Each found particle is paired with the true particle it overlaps most; pairs with IoU ≥ 0.8 are
+# compared.
+
+# %%
+pairs = particles.merge(seg.best_partners(result.labels, phantom.filled_labels()), on="label")
+pairs = pairs[pairs.iou >= 0.8].merge(truth_particles.add_prefix("true_"), left_on="reference",
+                                      right_on="true_label")
+defective = pairs[pairs.true_n_voids > 0]
+error = defective.void_fraction - defective.true_void_fraction
+print(f"{len(defective)} voided particles compared: void fraction error median {error.median():+.4f}, "
+      f"|error| < 0.01 for {np.mean(np.abs(error) < 0.01):.0%}; void count exact for "
+      f"{np.mean(defective.n_voids == defective.true_n_voids):.0%}")
+print(f"particles with ≥ 10 % voids: found {int((particles.void_fraction >= 0.1).sum())}, "
+      f"true {int((truth_particles.void_fraction >= 0.1).sum())}")
+missed = defective[defective.void_fraction < 0.5 * defective.true_void_fraction]
+print(f"voided particles whose voids were mostly missed: {len(missed)} (voids opened to the surface)")
+
+# %%
+assert np.mean(np.abs(error) < 0.01) >= 0.8, "void fraction within 0.01 for ≥ 80 % of voided particles"
+assert (pairs[pairs.true_n_voids == 0].n_voids == 0).all(), "no false voids in void-free particles"
+
+# %% [markdown]
+# ## Method: void sizes, clustering and the resolvable share
+#
+# Sizes: each void's volume-equivalent diameter and its largest inscribed-ball diameter (2 × max local
+# thickness). Clustering: each void's centroid distance from its particle's centroid, divided by the
+# particle's equivalent radius; voids spread uniformly through a ball would put half their volume
+# beyond 0.79 (= 0.5^(1/3)). Resolvable share: the share of void volume in voids of equivalent diameter
+# ≥ 50 nm (per-voxel local thickness cannot make a 2-voxel cut: every void voxel has 2·LT ≥ 2 voxels).
+
+# %%
+found_share = voids.volume_um3[voids.d_eq_um >= resolution_um].sum() / voids.volume_um3.sum()
+true_share = truth_voids.volume_um3[truth_voids.d_eq_um >= resolution_um].sum() / truth_voids.volume_um3.sum()
+recovered = defective.void_fraction.sum() / defective.true_void_fraction.sum()
+print(f"void volume in voids ≥ {resolution_um * 1e3:.0f} nm: truth {true_share:.1%}, found {found_share:.1%}")
+print(f"void volume recovered in the compared particles: {recovered:.1%} "
+      f"(paper: {paper_resolvable[0]:.0%}–{paper_resolvable[1]:.0%} resolvable)")
+print(f"median radial position of voids: found {voids.radial.median():.2f}, truth "
+      f"{truth_voids.radial.median():.2f} (uniform: 0.79); radial index median "
+      f"{particles.radial_index.median():.2f}")
+
+# %% [markdown]
+# ## Method: grey values of a particle against nearby air (Fig. S8)
+#
+# For a few voided particles, the grey values of the particle and of as many of the nearest air
+# voxels; the paper finds the air peak 2–3× sharper than the particle's, and reads the excess width
+# as internal structure (voids) rather than noise.
+
+# %%
+chosen = defective.sort_values("true_void_fraction", ascending=False).label.to_numpy()[:n_s8_particles]
+s8 = {lab: vd.particle_air_histograms(volume, result.labels, lab, fit.threshold_air) for lab in chosen}
+for lab, (p_grey, a_grey) in s8.items():
+    print(f"particle {lab:3d}: FWHM particle {vd.fwhm(p_grey):5.1f}, air {vd.fwhm(a_grey):5.1f}, "
+          f"ratio {vd.fwhm(p_grey) / vd.fwhm(a_grey):.1f}")
+
+# %% [markdown]
+# ## Figure
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(10, 8), layout="constrained")
+bins = np.linspace(0, 0.3, 31)
+axes[0, 0].hist([truth_particles.void_fraction, particles.void_fraction], bins, label=["truth", "found"])
+axes[0, 0].axvline(paper_min_void_fraction, color="k", ls="--", label="paper: ≥ 10 %")
+axes[0, 0].set(xlabel="void fraction", ylabel="particles", yscale="log", title="void fraction per particle")
+axes[0, 0].legend()
+axes[0, 1].scatter(defective.true_void_fraction, defective.void_fraction, s=14)
+axes[0, 1].plot([0, 0.3], [0, 0.3], "k:")
+axes[0, 1].set(xlabel="true void fraction", ylabel="found", title="voided particles, found vs true")
+size_bins = np.linspace(0, 0.3, 25)
+axes[1, 0].hist([truth_voids.d_eq_um, voids.d_eq_um], size_bins, label=["truth", "found"])
+axes[1, 0].axvline(resolution_um, color="k", ls="--", label="50 nm")
+axes[1, 0].set(xlabel="void equivalent diameter (µm)", ylabel="voids", title="void sizes")
+axes[1, 0].legend()
+axes[1, 1].hist([truth_voids.radial, voids.radial], np.linspace(0, 1.2, 13), density=True,
+                label=["truth", "found"])
+axes[1, 1].plot(np.linspace(0, 1, 50), 3 * np.linspace(0, 1, 50) ** 2, "k--", label="uniform in a ball")
+axes[1, 1].set(xlabel="void distance from particle centre / r_eq", ylabel="density", title="clustering")
+axes[1, 1].legend()
+fig.suptitle("Fig. 6 (workbook): internal voids, found against the phantom's truth")
+helpers.save_figure(fig, "fig6_internal_voids")
+
+# %% [markdown]
+# Top: void fraction per particle (log counts) and, for voided particles, found against true. Bottom:
+# void sizes (equivalent diameter) with the 50 nm limit, and the radial distribution of voids against
+# the uniform-in-a-ball law 3x².
+
+# %%
+fig, axes = plt.subplots(1, len(s8), figsize=(3.2 * len(s8), 3.2), layout="constrained", squeeze=False)
+for ax, (lab, (p_grey, a_grey)) in zip(axes[0], s8.items(), strict=True):
+    vf = float(particles.set_index("label").loc[lab, "void_fraction"])
+    vd.plot_particle_air_histograms(ax, p_grey, a_grey, title=f"particle {lab}: voids {vf:.0%}")
+fig.suptitle("Fig. S8 (workbook): particle vs nearby air grey values")
+helpers.save_figure(fig, "figS8_particle_air_histograms")
+
+# %% [markdown]
+# ## Explore
+#
+# Pick a voided particle and see its void mask and local thickness through its middle slice.
+
+# %% tags=["nbval-ignore-output"]
+import ipywidgets as widgets
+
+
+def explore(index=0):
+    lab = int(defective.label.iloc[index])
+    box = result.boxes[lab - 1]
+    solid = (result.labels[box] == lab) & (volume[box] > fit.void_threshold)
+    pv = vd.particle_voids(solid)
+    z = solid.shape[0] // 2
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
+    ax[0].imshow(volume[box][z], cmap="gray")
+    ax[1].imshow(pv.filled_mask[z].astype(int) + pv.void_mask[z], cmap="viridis")
+    ax[2].imshow(vd.local_thickness_diameter(pv.void_mask)[z] * voxel_size_um * 1e3, cmap="magma")
+    ax[0].set_title(f"particle {lab}")
+    ax[1].set_title(f"voids {pv.void_fraction:.1%}, {pv.n_voids} voids")
+    ax[2].set_title("local thickness diameter (nm)")
+    plt.show()
+
+
+widgets.interactive(explore, index=(0, len(defective) - 1))
+
+# %% [markdown]
+# ## Summary
+
+# %%
+summary = {
+    "voided particles compared": len(defective),
+    "void fraction |error| < 0.01": f"{np.mean(np.abs(error) < 0.01):.0%}",
+    "particles ≥ 10 % voids found / true": f"{int((particles.void_fraction >= 0.1).sum())} / "
+    f"{int((truth_particles.void_fraction >= 0.1).sum())}",
+    "void volume ≥ 50 nm, truth / found": f"{true_share:.1%} / {found_share:.1%}",
+    "void volume recovered": f"{recovered:.1%} (paper 65–90 % resolvable)",
+    "median void radial position": f"{voids.radial.median():.2f} (uniform 0.79)",
+}
+for key, value in summary.items():
+    print(f"{key:40s} {value}")
+
+# %% [markdown]
+# Where a particle's voids stay enclosed, its void fraction is found to within 0.01 (91 % of the voided
+# particles); three lost most of their void volume, opened to the surface by the blur: a void can be large and
+# still missed. The void *count* is exact in only a quarter of the particles: the truth holds many
+# one- and two-voxel voids (25–50 nm) that vanish under blur and the noise cut or merge with a
+# neighbour, so counts are resolution-bound numbers while fractions are not.
+#
+# The phantom puts 99.6 % of its void volume in voids ≥ 50 nm (drawn uniformly in diameter, the volume
+# goes with the large ones) and 92 % of the true void volume is recovered: the paper's 65–90 %
+# resolvable implies far more volume in cracks and sub-50 nm voids than this phantom holds. Found voids
+# sit nearer the centre (median 0.31 r_eq) than all true voids (0.65; uniform would be 0.79): the
+# large central clusters, like the paper's Fig. 6B particle, are found; small peripheral voids are not.
+# In Fig. S8 terms, the phantom's particles are barely wider in grey than nearby air (FWHM ratio
+# 1.1–1.3, from partial-volume edge voxels): a homogeneous crystal with resolved voids only adds a
+# dark tail. The paper's 2–3× wider particle peak
+# therefore needs unresolved structure (sub-voxel voids, cracks, composition) that the phantom lacks.
+#
+# **What's next:** run `nmc-workbook ct-analyse VOLUME.h5 --out analysis.h5` on your own 8-bit volume:
+# the void table is written per particle and per void, with parameters and input checksum.
+
+# %% [markdown]
+# ## References
+#
+# 1. I. Martens *et al.*, Imaging voids and defects inside Li-ion cathode LiNi₀.₆Mn₀.₂Co₀.₂O₂ single
+#    crystals, main text (Fig. 6) and SI (Fig. S8, void analysis).
+# 2. A. B. Dahl, V. A. Dahl, Fast local thickness, CVPR Workshops (2023) (`localthickness`).
+# 3. T. Hildebrand, P. Rüegsegger, A new method for the model-independent assessment of thickness in
+#    three-dimensional images, *J. Microsc.* 185, 67 (1997) (local thickness).
+# 4. W. Silversmith, `fill_voids` and `connected-components-3d` (cc3d), github.com/seung-lab.

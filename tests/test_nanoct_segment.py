@@ -1,0 +1,284 @@
+"""Segmentation: three-phase histogram fit, clusters, per-cluster watershed, defects, bad input.
+
+Exact shapes are built here (voxelised balls: voxel centres within r), rendered to 8-bit grey with a
+known point-spread (Gaussian σ = 0.7 voxel) and noise, so every result has exact truth.
+"""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from helpers.nanoct import segment as seg
+
+GREY = (50.0, 110.0, 190.0)  # air, glue, NMC
+NOISE = 10.0
+
+
+def balls(shape, centres, radii):
+    """Label image of voxelised balls (later ones overwrite earlier ones where they overlap)."""
+    grid = np.indices(shape, dtype=np.float32)
+    labels = np.zeros(shape, np.int32)
+    for k, (c, r) in enumerate(zip(centres, radii, strict=True), start=1):
+        inside = sum((g - ci) ** 2 for g, ci in zip(grid, c, strict=True)) <= r * r
+        labels[inside] = k
+    return labels
+
+
+def render(phase, seed=0, blur=0.7, noise=NOISE):
+    """8-bit grey volume of a phase map (0 air, 1 glue, 2 NMC) with blur and Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    grey = np.choose(phase, GREY)
+    grey = ndi.gaussian_filter(grey, blur) + rng.normal(0, noise, phase.shape)
+    return np.clip(np.round(grey), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def touching():
+    """Six balls (r 11–15 voxels) in two touching groups and one isolated, glue slab at the bottom."""
+    shape = (64, 96, 96)
+    centres = [(32, 28, 26), (32, 28, 51), (32, 48, 39), (32, 70, 70), (32, 72, 47), (32, 22, 80)]
+    radii = [13, 13, 12, 14, 11, 12]
+    truth = balls(shape, centres, radii)
+    phase = np.zeros(shape, np.uint8)
+    phase[52:] = 1
+    phase[truth > 0] = 2
+    return truth, render(phase)
+
+
+def test_three_phase_fit_recovers_known_gaussians():
+    """Means within 0.3 grey level, fractions within 0.005, threshold within 0.5 of the exact crossing.
+
+    Statistical error of a mean is σ/√(wN) ≤ 10/√(0.15·4e5) = 0.04; rounding to integer grey values
+    adds no bias to the mean of a σ = 8–12 Gaussian; the tolerances leave a ×7 margin.
+    """
+    rng = np.random.default_rng(1)
+    n = 400_000
+    w, mu, sd = np.array([0.55, 0.30, 0.15]), np.array([45.0, 105.0, 185.0]), np.array([9.0, 12.0, 8.0])
+    comp = rng.choice(3, n, p=w)
+    values = np.clip(np.round(rng.normal(mu[comp], sd[comp])), 0, 255).astype(np.uint8)
+    fit = seg.fit_three_phases(values.reshape(40, 100, 100))
+    np.testing.assert_allclose(fit.means, mu, atol=0.3)
+    np.testing.assert_allclose(fit.sigmas, sd, atol=0.3)
+    np.testing.assert_allclose(fit.weights, w, atol=0.005)
+    exact = seg._crossing(np.column_stack([w, mu, sd]).ravel(), 1)
+    assert abs(fit.threshold_nmc - exact) < 0.5
+    assert 0 < fit.threshold_nmc_sigma < 0.5
+    assert mu[0] < fit.threshold_air < mu[1] < fit.threshold_nmc < mu[2]
+    # the model reproduces the histogram it was fitted to
+    grey = np.arange(256)
+    assert np.abs(fit.model(grey) - fit.counts).sum() / fit.counts.sum() < 0.02
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["two_phases", "constant", "tiny_third_phase"],
+)
+def test_histogram_without_three_phases_raises_with_manual_threshold_advice(case):
+    rng = np.random.default_rng(2)
+    if case == "two_phases":
+        values = np.concatenate([rng.normal(60, 10, 50_000), rng.normal(180, 10, 50_000)])
+    elif case == "constant":
+        values = np.full(100_000, 128.0)
+    else:
+        parts = [rng.normal(60, 10, 60_000), rng.normal(180, 10, 39_900), rng.normal(120, 5, 100)]
+        values = np.concatenate(parts)
+    volume = np.clip(np.round(values), 0, 255).astype(np.uint8).reshape(10, 100, 100)
+    with pytest.raises(ValueError, match="manual NMC threshold"):
+        seg.fit_three_phases(volume)
+
+
+def test_touching_balls_segmented_against_truth(touching):
+    """Count exact, every particle matched at IoU ≥ 0.8, no over- or under-segmentation.
+
+    IoU bound: the NMC threshold lies ~0.3 voxel outside the air/NMC mid-grey, shrinking a ball of
+    r = 11 by ~0.3 voxel → IoU ≈ (1 − 0.3/11)³ ≈ 0.92, and the watershed cut between touching balls
+    moves ≤ 1 voxel; 0.8 is the issue's criterion.
+    """
+    truth, volume = touching
+    result = seg.segment_particles(volume)
+    assert result.phase_fit is not None
+    report = seg.match_labels(result.labels, truth, iou_min=0.8)
+    assert result.n_particles == report.n_reference == 6
+    assert report.matched == 6, report.iou_of_reference
+    assert report.iou_of_reference.min() > 0.88
+    assert report.over_segmented == 0 and report.under_segmented == 0
+    assert result.n_clusters == 3  # two groups of touching balls and one alone
+    assert not result.touches_border.any()
+
+
+def test_per_cluster_watershed_equals_whole_volume_watershed(touching):
+    """Running the same libraries per cluster bounding box gives the whole-volume result exactly."""
+    _, volume = touching
+    threshold = seg.fit_three_phases(volume).threshold_nmc
+    mask = seg.nmc_mask(volume, threshold)
+    clusters, n, _ = seg.label_clusters(mask, min_voxels=8)
+    per_cluster, _, largest = seg.split_clusters(clusters, n)
+    whole = seg.watershed_whole_volume(clusters > 0)
+    report = seg.match_labels(per_cluster, whole, iou_min=0.999)
+    assert report.matched == report.n_reference == report.n_predicted
+    assert largest < mask.size / 2
+
+
+def test_match_labels_counts_over_and_under_segmentation():
+    truth = balls((40, 40, 80), [(20, 20, 15), (20, 20, 40), (20, 20, 65)], [8, 8, 8])
+    predicted = truth.copy()
+    predicted[(truth == 1) & (np.indices(truth.shape)[2] < 15)] = 4  # split ball 1 in halves
+    predicted[truth == 3] = 2  # merge balls 2 and 3
+    report = seg.match_labels(predicted, truth)
+    assert (report.n_reference, report.n_predicted) == (3, 3)
+    assert report.matched == 0
+    assert report.over_segmented == 1 and report.under_segmented == 1
+    assert report.over_rate == pytest.approx(1 / 3) and report.under_rate == pytest.approx(1 / 3)
+    partners = seg.best_partners(predicted, truth).set_index("label")
+    assert partners.loc[2, "reference"] in (2, 3) and partners.loc[2, "iou"] == pytest.approx(0.5, abs=0.01)
+    assert partners.loc[1, "reference"] == 1 and partners.loc[4, "reference"] == 1
+
+
+def test_empty_mask_raises():
+    volume = np.full((20, 20, 20), 40, np.uint8)
+    with pytest.raises(ValueError, match="empty"):
+        seg.segment_particles(volume, threshold=150)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((20, 20, 20), np.float32), np.zeros((20, 20), np.uint8),
+                                 np.zeros((4, 20, 20, 3), np.uint8), np.zeros((20, 20, 20), np.uint16)])
+def test_volume_not_8bit_or_not_3d_raises(bad):
+    with pytest.raises(ValueError, match="8-bit|3-D"):
+        seg.segment_particles(bad, threshold=100)
+
+
+def test_border_particle_measured_but_flagged():
+    truth = balls((40, 40, 40), [(20, 20, 5), (20, 20, 26)], [8, 8])
+    volume = np.where(truth > 0, 200, 40).astype(np.uint8)
+    result = seg.segment_particles(volume, threshold=120)
+    assert result.n_particles == 2
+    cut = [i for i, b in enumerate(result.boxes) if b[2].start == 0]
+    assert len(cut) == 1 and result.touches_border[cut[0]] and result.touches_border.sum() == 1
+
+
+def test_single_voxel_particle_dropped_by_default_kept_on_request():
+    truth = balls((30, 30, 30), [(15, 15, 15)], [6])
+    volume = np.where(truth > 0, 200, 40).astype(np.uint8)
+    volume[2, 2, 25] = 200
+    default = seg.segment_particles(volume, threshold=120)
+    assert default.n_particles == 1 and default.n_removed_small == 1
+    kept = seg.segment_particles(volume, threshold=120, min_particle_voxels=1)
+    assert kept.n_particles == 2
+    sizes = np.bincount(kept.labels.ravel())[1:]
+    assert sorted(sizes)[0] == 1
+    assert seg.solidity(kept.labels == np.argmin(sizes) + 1) == 1.0
+
+
+def test_solidity_and_defective_classification():
+    """Convex balls keep solidity ≥ 0.9 (measured 0.94 at r = 8); a welded pair (two balls r = 8 whose
+    centres are 15 voxels apart, measured 0.78; 0.81 at 14) is < 0.80; 6 % voids is a pore defect."""
+    ball = balls((30, 30, 30), [(15, 15, 15)], [8]) > 0
+    pair = balls((30, 30, 48), [(15, 15, 15), (15, 15, 30)], [8, 8]) > 0
+    s_ball, s_pair = seg.solidity(ball), seg.solidity(pair)
+    assert s_ball > 0.9 and s_pair < 0.80
+    flags = seg.classify_defective([0.0, 0.06, 0.0], [s_ball, s_ball, s_pair])
+    assert flags.tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="must match"):
+        seg.classify_defective([0.1], [0.9, 0.9])
+
+
+@pytest.fixture(scope="module")
+def phantom_case():
+    """96³ powder phantom (25 nm voxels, 177 particles, 17 % with voids, 8 % welded aggregates) as an
+    8-bit volume at CNR 12 with a 0.5-voxel blur: the three grey peaks the paper's SI describes."""
+    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
+    phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
+    grey = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5)
+    return phantom, grey.volume_8bit
+
+
+def test_phantom_powder_against_label_truth(phantom_case):
+    """Count within 10 %, ≥ 85 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
+    ≤ 8 % each (measured: 165 for 177, 91 % matched, over 0.6 %, under 6.7 %; seed 1: 89 %, 1.4 %,
+    5.3 %; without the relative-dynamic merge 86 %, 6.2 %, 6.1 %). The misses are physical: flat
+    contacts and welded grains merge (under), elongated or voided particles can still be cut (over),
+    and the smallest particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
+    phantom, volume = phantom_case
+    result = seg.segment_particles(volume, h=1.0)
+    report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
+    assert abs(result.n_particles - report.n_reference) <= 0.1 * report.n_reference
+    assert report.matched_fraction >= 0.85
+    assert report.over_rate <= 0.08 and report.under_rate <= 0.08
+    assert result.phase_fit.separations.min() > 2
+
+
+def test_ct_analyse_command_writes_labels_tables_and_provenance(tmp_path, touching, capsys):
+    import h5py
+
+    from helpers.cli import main
+    from helpers.nanoct.volume_io import file_sha256
+
+    truth, volume = touching
+    src = tmp_path / "recon.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("volume", data=volume, chunks=(16, 96, 96), compression="gzip")
+    before = file_sha256(src)
+    out = tmp_path / "analysis.h5"
+    assert main(["ct-analyse", str(src), "--out", str(out), "--no-morphology"]) == 0
+    assert file_sha256(src) == before
+    with h5py.File(out, "r") as f:
+        assert f.attrs["input_sha256"] == before and f.attrs["input_file"] == "recon.h5"
+        assert f.attrs["n_particles"] == 6 and f.attrs["voxel_size_um"] == 0.025
+        assert seg.match_labels(f["labels"][...], truth).matched == 6
+        assert f["particles/void_fraction"].shape == (6,)
+        assert "threshold_nmc_sigma" in f["phase_fit"].attrs
+    assert (tmp_path / "analysis_particles.csv").is_file()
+    assert main(["ct-analyse", str(src), "--out", str(out)]) == 2  # exists, no --overwrite
+    bad = tmp_path / "float.npy"
+    np.save(bad, volume.astype(np.float32))
+    assert main(["ct-analyse", str(bad), "--out", str(tmp_path / "x.h5")]) == 2
+    assert "8-bit" in capsys.readouterr().err
+
+
+def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phantom_case):
+    """The dense phantom percolates into one big cluster; cut into 48³ tiles with a 12-voxel halo
+    (above the particles' inscribed radii, ≤ 12 voxels here), ≥ 95 % of the untiled particles are
+    found again at IoU ≥ 0.8 (measured 164 of 165), and the match to truth is as good (measured 160
+    vs 161). With a 6-voxel halo it degrades (162 of 165): the halo must exceed the radius."""
+    phantom, volume = phantom_case
+    threshold = seg.fit_three_phases(volume).threshold_nmc
+    clusters, n, _ = seg.label_clusters(seg.nmc_mask(volume, threshold), min_voxels=8)
+    untiled, _, big = seg.split_clusters(clusters, n)
+    tiled, _, work = seg.split_clusters(clusters, n, max_box_voxels=40**3, tile_vox=48, halo_vox=12)
+    assert work < big / 3
+    same = seg.match_labels(tiled, untiled, iou_min=0.8)
+    assert same.matched >= 0.95 * same.n_reference
+    truth = phantom.filled_labels()
+    assert seg.match_labels(tiled, truth).matched >= seg.match_labels(untiled, truth).matched - 3
+
+
+def test_threshold_systematics_helpers():
+    """Histogram identities: counts above t±shift, and IoU(t) against a reference equal to the direct
+    voxel computation at every probed threshold."""
+    rng = np.random.default_rng(6)
+    volume = rng.integers(0, 256, (8, 20, 20), dtype=np.uint8)
+    reference = volume > 150
+    t, iou = seg.mask_iou_by_threshold(volume, reference)
+    assert t[np.argmax(iou)] == 150 and iou.max() == 1.0
+    for probe in (100, 170):
+        mask = volume > probe
+        assert iou[probe] == pytest.approx((mask & reference).sum() / (mask | reference).sum())
+    counts = np.bincount(volume.ravel(), minlength=256)
+    lo, hi = seg.nmc_fraction_change(counts, 150, 10)
+    base = (volume > 150).sum()
+    assert lo == pytest.approx((volume > 140).sum() / base - 1)
+    assert hi == pytest.approx((volume > 160).sum() / base - 1)
+
+
+def test_relative_dynamic_merges_a_fused_peanut_but_not_touching_balls():
+    """Two balls r = 20 fused with centres 16 apart: neck radius √(400 − 64) = 18.3, saddle depth 1.7
+    voxels (> h = 1, so h-maxima alone splits them) but only 8 % of the peak → one particle at
+    rel_dynamic = 0.25. The same balls with centres 38 apart touch through a neck of 6.2 voxels
+    (69 % below the peak) and stay two at any rel_dynamic < 0.69."""
+    peanut = balls((48, 48, 64), [(24, 24, 24), (24, 24, 40)], [20, 20]) > 0
+    pair = balls((48, 48, 88), [(24, 24, 24), (24, 24, 62)], [20, 20]) > 0
+    assert seg.watershed_crop(peanut, h=1.0, rel_dynamic=0.0).max() == 2
+    assert seg.watershed_crop(peanut, h=1.0, rel_dynamic=0.25).max() == 1
+    for rel in (0.0, 0.25, 0.6):
+        assert seg.watershed_crop(pair, h=1.0, rel_dynamic=rel).max() == 2
+    assert seg.watershed_crop(pair, h=1.0, rel_dynamic=0.75).max() == 1
