@@ -71,6 +71,23 @@ def test_sphericities_match_the_exact_shape(case, measured):
         assert row["surface_um2"] == pytest.approx(ref["surface"], rel=0.01)
 
 
+def test_internal_voids_are_filled_for_the_shape():
+    """A ball with a cavity: solid volume excludes it, every shape measure sees the filled envelope."""
+    ball = shapes.sphere(20.0)
+    hollow = ball.copy()
+    centre = np.array(ball.shape) // 2
+    hollow[tuple(slice(c - 4, c + 5) for c in centre)] = False  # a 9³ cubic cavity at the centre
+    solid_only = measure_particle(hollow, compute_roundness=False, fill_internal_voids=False)
+    row = measure_particle(hollow, compute_roundness=False)
+    full = measure_particle(ball, compute_roundness=False)
+    assert row["volume_um3"] == full["volume_um3"] - 9**3
+    for name in ("filled_volume_um3", "d_eq_um", "surface_um2", "r_ins_um", "sphericity",
+                 "wadell_sphericity"):
+        assert row[name] == full[name]
+    assert solid_only["r_ins_um"] < 0.9 * full["r_ins_um"]  # the cavity would cut the inscribed sphere
+    assert solid_only["surface_um2"] > full["surface_um2"]  # and add its own surface
+
+
 def _place(volume, mask, corner, label):
     region = volume[tuple(slice(c, c + n) for c, n in zip(corner, mask.shape, strict=True))]
     region[mask] = label

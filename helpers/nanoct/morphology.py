@@ -2,7 +2,10 @@
 
 Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantities:
 
-- ``volume_um3``: voxel count × voxel volume; ``d_eq_um`` = (6V/π)^(1/3);
+- ``volume_um3``: solid voxel count × voxel volume; ``filled_volume_um3``: the same with the particle's
+  internal voids filled (``fill_voids``). Shape is the shape of the *envelope*: every quantity below is
+  measured on the filled particle (internal voids are helpers.nanoct.voids' business);
+- ``d_eq_um`` = (6 V_filled/π)^(1/3);
 - ``surface_um2``: area of the marching-cubes mesh (level 0.5) of the particle smoothed with a Gaussian of
   σ = 1 voxel (within 0.3 % for curved surfaces at r ≥ 20 voxels; the binary mask's mesh is 8.8 % high);
 - ``a_um ≥ b_um ≥ c_um``: semi-axes of the inertia ellipsoid, √(5 λ_i) with λ_i the eigenvalues of the
@@ -37,7 +40,8 @@ __all__ = ["COLUMNS", "MIN_D_EQ_VOX", "circumscribed_radius", "inertia_semi_axes
 
 MIN_D_EQ_VOX = 20.0
 PAD_VOX = 4
-COLUMNS = ["label", "volume_um3", "d_eq_um", "surface_um2", "a_um", "b_um", "c_um", "e_yx", "e_zx", "e_zy",
+COLUMNS = ["label", "volume_um3", "filled_volume_um3", "d_eq_um", "surface_um2", "a_um", "b_um", "c_um",
+           "e_yx", "e_zx", "e_zy",
            "r_ins_um", "r_cir_um", "sphericity", "wadell_sphericity", "roundness", "touches_border",
            "too_small", "n_voxels", "centroid_z_um", "centroid_y_um", "centroid_x_um"]
 
@@ -86,10 +90,12 @@ def _binary_mesh_vertices(padded_mask):
 
 
 def measure_particle(mask, voxel_size_um: float = 1.0, *, min_d_eq_vox: float = MIN_D_EQ_VOX,
-                     sigma_vox: float = SURFACE_SIGMA_VOX, compute_roundness: bool = True) -> dict:
+                     sigma_vox: float = SURFACE_SIGMA_VOX, compute_roundness: bool = True,
+                     fill_internal_voids: bool = True) -> dict:
     """All morphology columns of one particle given as a 3-D boolean ``mask`` (a bounding-box crop).
 
     Lengths are returned in µm (``voxel_size_um`` per voxel); see the module docstring for definitions.
+    ``fill_internal_voids=False`` measures the solid as it is (void surfaces then count as surface).
     ``label``, ``touches_border`` and the centroid are left to :func:`particle_table`.
     """
     mask = np.asarray(mask, dtype=bool)
@@ -99,14 +105,19 @@ def measure_particle(mask, voxel_size_um: float = 1.0, *, min_d_eq_vox: float = 
     if n_voxels == 0:
         raise ValueError("measure_particle: the particle mask is empty (no voxel set)")
     vs = float(voxel_size_um)
-    volume_vox = float(n_voxels)
+    if fill_internal_voids:
+        import fill_voids
+
+        mask = fill_voids.fill(mask, in_place=False)
+    volume_vox = float(mask.sum())
     d_eq_vox = (6.0 * volume_vox / math.pi) ** (1.0 / 3.0)
     semi_axes, _ = inertia_semi_axes(mask)
     a, b, c = semi_axes
     r_ins = inscribed_radius(mask)
     too_small = d_eq_vox < min_d_eq_vox
     row = {
-        "volume_um3": volume_vox * vs**3, "d_eq_um": d_eq_vox * vs, "surface_um2": math.nan,
+        "volume_um3": n_voxels * vs**3, "filled_volume_um3": volume_vox * vs**3, "d_eq_um": d_eq_vox * vs,
+        "surface_um2": math.nan,
         "a_um": a * vs, "b_um": b * vs, "c_um": c * vs,
         "e_yx": b / a, "e_zx": c / a, "e_zy": c / b,
         "r_ins_um": r_ins * vs, "r_cir_um": math.nan, "sphericity": math.nan,
