@@ -56,9 +56,10 @@ class RoundnessResult:
     r_ins_vox: float
     corner_radii_vox: np.ndarray
     corner_areas_vox2: np.ndarray
+    corner_centres_vox: np.ndarray  # fitted sphere centres, in the mask's index frame (z, y, x)
     n_corner_vertices: int
     n_vertices: int
-    vertices: np.ndarray = field(repr=False)
+    vertices: np.ndarray = field(repr=False)  # smoothed mesh, in the mask's index frame
     faces: np.ndarray = field(repr=False)
     kappa_max: np.ndarray = field(repr=False)
     piece_of_vertex: np.ndarray = field(repr=False)  # −1 where the vertex is not in a corner
@@ -170,14 +171,14 @@ def _fit_sphere(points):
 
 
 def _fit_piece_radius(points, kappa_max, kappa_min, direction_min):
-    """Radius of the sphere that fits one corner piece (circle in the edge's cross section for edges)."""
+    """Centre and radius of the sphere that fits one corner piece (cross-section circle for edges)."""
     edge_like = np.median(kappa_min / kappa_max) < EDGE_RATIO
     if edge_like:
         orientation = direction_min.T @ direction_min
         axis = np.linalg.eigh(orientation)[1][:, -1]
         basis = np.linalg.svd(np.eye(3) - np.outer(axis, axis))[0][:, :2]
-        flat = (points - points.mean(axis=0)) @ basis
-        points = np.column_stack([flat, np.zeros(len(flat))])
+        mean = points.mean(axis=0)
+        flat = (points - mean) @ basis
         design = np.column_stack([2 * flat, np.ones(len(flat))])
         rhs = np.einsum("ij,ij->i", flat, flat)
         solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
@@ -188,8 +189,8 @@ def _fit_piece_radius(points, kappa_max, kappa_min, direction_min):
             return np.linalg.norm(flat - params[:2], axis=1) - params[2]
 
         fitted = optimize.least_squares(residuals, np.append(centre, radius0), method="lm")
-        return abs(float(fitted.x[2]))
-    return _fit_sphere(points)[1]
+        return mean + basis @ fitted.x[:2], abs(float(fitted.x[2]))
+    return _fit_sphere(points)
 
 
 def _split_patch(points, piece_size):
@@ -226,7 +227,7 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
         r_ins_vox = float(edt.edt(np.pad(mask, 1).astype(np.uint8)).max())
     if not np.isfinite(r_ins_vox) or r_ins_vox <= 0:
         raise ValueError(f"roundness: the inscribed radius must be positive, got {r_ins_vox}")
-    vertices, faces, smooth, _ = surface if surface is not None else smoothed_surface(mask, sigma_vox)
+    vertices, faces, smooth, pad = surface if surface is not None else smoothed_surface(mask, sigma_vox)
     # curvature at a coarser scale than the mesh: staircase noise of the voxel surface is ~0.003/voxel,
     # so the shape operator is averaged over a patch that grows with the particle (noise ∝ 1/r_ins)
     extra_sigma = float(np.sqrt(max(curvature_sigma_vox**2 - sigma_vox**2, 0.25)))
@@ -236,6 +237,7 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
     piece_of_vertex = np.full(len(vertices), -1)
     radii: list[float] = []
     areas: list[float] = []
+    centres: list[np.ndarray] = []
     if corner.any():
         edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
         # corners (κ₂ ≈ κ₁) and rounded edges (κ₂ ≪ κ₁) form separate patches
@@ -259,12 +261,14 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
                 idx = members[pieces == piece]
                 if len(idx) < min_piece_vertices:
                     continue
-                radius = _fit_piece_radius(vertices[idx], kappa_max[idx], kappa_min[idx], direction_min[idx])
+                centre, radius = _fit_piece_radius(vertices[idx], kappa_max[idx], kappa_min[idx],
+                                                   direction_min[idx])
                 if radius * (1.0 + corner_margin) >= r_ins_vox:
                     # the fit, a better curvature estimate than one vertex's, says this is no corner
                     # (a noise spot on a surface as curved as the inscribed sphere, e.g. a cylinder side)
                     continue
                 radii.append(radius)
+                centres.append(centre - pad)
                 areas.append(float(vertex_area[idx].sum()))
                 piece_of_vertex[idx] = next_piece
                 next_piece += 1
@@ -275,4 +279,5 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
         roundness = min(1.0, float(np.average(corner_radii, weights=corner_areas)) / r_ins_vox)
         unweighted = min(1.0, float(corner_radii.mean()) / r_ins_vox)
     return RoundnessResult(roundness, unweighted, float(r_ins_vox), corner_radii, corner_areas,
-                           int(corner.sum()), len(vertices), vertices, faces, kappa_max, piece_of_vertex)
+                           np.asarray(centres).reshape(-1, 3), int(corner.sum()), len(vertices),
+                           vertices - pad, faces, kappa_max, piece_of_vertex)
