@@ -18,7 +18,9 @@ No well-kept library computes it (WORKBOOK §4). The steps:
 5. each piece gets a least-squares sphere (algebraic fit refined by ``scipy.optimize.least_squares``);
    along a rounded edge the sphere is fitted in the plane normal to the edge (a least-squares circle of the
    cross-section), because a sphere fitted to a cylinder strip grows with the strip's length; a piece whose
-   fitted radius is not below r_ins/(1 + 0.2) is, by the same corner criterion, no corner and is dropped;
+   fitted radius is not below r_ins/(1 + 0.2) is, by the same corner criterion, no corner and is dropped,
+   and so is a piece over which the surface turns by less than ±15° (too flat to define a radius: a
+   noise spot of a few voxels on a large sphere would otherwise give any radius);
 6. R = (Σ A_i r_i / Σ A_i) / r_ins with A_i the surface area of piece i. Zhao & Wang average corners with
    equal weights; the pieces here are an arbitrary cut of edges, so the area weight makes R independent of
    the cut (the equal-weight value is kept as ``roundness_unweighted``). No corner at all: R = 1.
@@ -45,6 +47,7 @@ CURVATURE_SIGMA_VOX = 2.0
 CURVATURE_AVERAGE_FRACTION = 0.2
 CORNER_MARGIN = 0.2
 EDGE_RATIO = 0.5
+MIN_TURN_DEG = 15.0
 
 
 @dataclass
@@ -96,7 +99,7 @@ def smoothed_surface(mask, sigma_vox: float = SURFACE_SIGMA_VOX, pad_vox: int = 
 
 
 def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA_VOX,
-                         average_radius_vox: float = 0.0):
+                         average_radius_vox: float = 0.0, return_normal: bool = False):
     """Principal curvatures κ₁ ≥ κ₂ (1/voxel) and the κ₂ direction of the level set through ``points``.
 
     ``field_array`` is large inside the body (a smoothed indicator); its Gaussian derivatives at scale
@@ -104,6 +107,7 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
     −P H P / |∇f|. With ``average_radius_vox`` > 0 the shape-operator *tensors* are averaged over the
     points within that distance before the eigen-decomposition: this removes staircase noise without the
     upward bias that taking the larger of two noisy eigenvalues has. Convex surfaces have κ > 0.
+    With ``return_normal`` the unit normals of the smoothed field are returned as a fourth array.
     """
     f = np.asarray(field_array, dtype=np.float32)
     coords = np.asarray(points, dtype=float).T
@@ -152,6 +156,8 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
     tangent_values = eigenvalues[rows, keep]
     kappa_min, kappa_max = tangent_values[:, 0], tangent_values[:, 1]
     direction_min = eigenvectors[np.arange(n_points), :, keep[:, 0]]
+    if return_normal:
+        return kappa_max, kappa_min, direction_min, normal
     return kappa_max, kappa_min, direction_min
 
 
@@ -207,7 +213,8 @@ def _split_patch(points, piece_size):
 def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float = SURFACE_SIGMA_VOX,
                      curvature_sigma_vox: float = CURVATURE_SIGMA_VOX, corner_margin: float = CORNER_MARGIN,
                      average_fraction: float = CURVATURE_AVERAGE_FRACTION,
-                     surface=None, min_piece_vertices: int = 30) -> RoundnessResult:
+                     surface=None, min_piece_vertices: int = 30,
+                     min_turn_deg: float = MIN_TURN_DEG) -> RoundnessResult:
     """3-D Wadell roundness R = mean(r_i)/r_ins of a binary particle ``mask`` (Zhao & Wang 2016).
 
     Parameters
@@ -218,7 +225,9 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
     sigma_vox, curvature_sigma_vox : Gaussian σ (voxels) of the meshed field and of the curvature field.
     corner_margin : corners are vertices with κ₁ > (1 + corner_margin)/r_ins.
     surface : optional ``smoothed_surface(mask, sigma_vox)`` result, to reuse a mesh already made.
-    min_piece_vertices : pieces with fewer vertices are too small for a fit and are merged into none.
+    min_piece_vertices : pieces with fewer vertices are too small for a fit and are dropped.
+    min_turn_deg : pieces whose normals turn by less than ± this angle (area-weighted mean normal longer
+        than (1 + cos α)/2) are dropped: a radius cannot be fitted to so flat a spot.
     """
     mask = _check_mask(mask)
     if r_ins_vox is None:
@@ -231,8 +240,8 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
     # curvature at a coarser scale than the mesh: staircase noise of the voxel surface is ~0.003/voxel,
     # so the shape operator is averaged over a patch that grows with the particle (noise ∝ 1/r_ins)
     extra_sigma = float(np.sqrt(max(curvature_sigma_vox**2 - sigma_vox**2, 0.25)))
-    kappa_max, kappa_min, direction_min = principal_curvatures(
-        smooth, vertices, extra_sigma, max(2.0, average_fraction * r_ins_vox))
+    kappa_max, kappa_min, direction_min, normal = principal_curvatures(
+        smooth, vertices, extra_sigma, max(2.0, average_fraction * r_ins_vox), return_normal=True)
     corner = kappa_max > (1.0 + corner_margin) / r_ins_vox
     piece_of_vertex = np.full(len(vertices), -1)
     radii: list[float] = []
@@ -244,9 +253,14 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
         edge_like = kappa_min < EDGE_RATIO * kappa_max
         same_kind = edge_like[edges[:, 0]] == edge_like[edges[:, 1]]
         edges = edges[corner[edges[:, 0]] & corner[edges[:, 1]] & same_kind]
-        triangle_area = 0.5 * np.linalg.norm(np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]],
-                                                      vertices[faces[:, 2]] - vertices[faces[:, 0]]), axis=1)
-        vertex_area = np.bincount(faces.ravel(), np.repeat(triangle_area / 3.0, 3), minlength=len(vertices))
+        face_normal = 0.5 * np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]],
+                                     vertices[faces[:, 2]] - vertices[faces[:, 0]])  # length = area
+        vertex_area = np.bincount(faces.ravel(), np.repeat(np.linalg.norm(face_normal, axis=1) / 3.0, 3),
+                                  minlength=len(vertices))
+        # smooth-field (σ = 2) normals: the σ = 1 mesh's own normals follow voxel terraces
+        vertex_normal = normal * vertex_area[:, None]
+        # a cap of half-angle α has area-weighted mean normal length (1 + cos α)/2
+        max_normal_coherence = (1.0 + np.cos(np.deg2rad(min_turn_deg))) / 2.0
         graph = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])),
                                   shape=(len(vertices),) * 2)
         _, component = sparse.csgraph.connected_components(graph, directed=False)
@@ -260,6 +274,11 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
             for piece in np.unique(pieces):
                 idx = members[pieces == piece]
                 if len(idx) < min_piece_vertices:
+                    continue
+                coherence = np.linalg.norm(vertex_normal[idx].sum(axis=0)) / vertex_area[idx].sum()
+                if coherence > max_normal_coherence:
+                    # the surface turns by less than ±min_turn_deg over the piece: too flat a spot to
+                    # define a radius (the fit's error grows as (r/L)²); a noise spot, not a corner
                     continue
                 centre, radius = _fit_piece_radius(vertices[idx], kappa_max[idx], kappa_min[idx],
                                                    direction_min[idx])
