@@ -202,15 +202,21 @@ def plot_s7_schematic(axes, half_size_vox: float = 20.0):
         ax.set(xticks=[], yticks=[], aspect="equal")
 
 
-def render_particle(ax, mask, title: str = "", corners: bool = True, step: int = 2):
+def render_particle(ax, mask, title: str = "", corners: bool = True, step: int = 2,
+                    fill_internal_voids: bool = True):
     """Static 3-D rendering of one particle's smoothed surface; corner pieces in orange when ``corners``.
 
-    ``step`` > 1 coarsens the rendered mesh (``marching_cubes`` step size) to keep drawing fast.
+    ``step`` > 1 coarsens the rendered mesh (``marching_cubes`` step size) to keep drawing fast. Internal
+    voids are filled first, as in the particle table (the envelope is what is measured).
     """
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     from skimage.measure import marching_cubes
 
     mask = np.asarray(mask, dtype=bool)
+    if fill_internal_voids:
+        import fill_voids
+
+        mask = fill_voids.fill(mask, in_place=False)
     vertices, faces, smooth, pad = smoothed_surface(mask)
     colour = np.tile([0.75, 0.78, 0.85, 1.0], (len(faces), 1))
     if corners:
