@@ -209,9 +209,11 @@ plt.show()
 # %%
 examples = mfig.match_paper_examples(table)
 columns = ["d_eq_um", "e_yx", "e_zx", "e_zy", "sphericity", "roundness"]
-ours = examples.set_index("paper_particle")[["label"] + columns]
-ours.loc["median"] = [np.nan, d_volume] + [big[c].median() if c in ("sphericity", "roundness")
-                                           else table[c].median() for c in columns[1:]]
+ours = examples.set_index("paper_particle")[columns]
+ours.loc["median"] = [d_volume] + [big[c].median() if c in ("sphericity", "roundness")
+                                   else table[c].median() for c in columns[1:]]
+print("phantom particles shown: " + ", ".join(f"{p} ≈ label {int(lab)}" for p, lab in
+                                               zip(examples["paper_particle"], examples["label"], strict=True)))
 paper = pd.concat([mfig.PAPER_TABLE_S1.set_index("particle")[columns],
                    pd.DataFrame(mfig.PAPER_MEDIANS, index=["median"])])
 pd.concat({"paper (S, R with 2-D conventions)": paper, "this workbook (3-D)": ours}, axis=1).round(2)
