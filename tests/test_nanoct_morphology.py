@@ -19,7 +19,13 @@ import pandas as pd
 import pytest
 
 from helpers.nanoct import shapes
-from helpers.nanoct.morphology import COLUMNS, measure_particle, particle_table, weighted_median
+from helpers.nanoct.morphology import (
+    COLUMNS,
+    circumscribed_radius,
+    measure_particle,
+    particle_table,
+    weighted_median,
+)
 
 TILT = shapes.rotation_matrix((30.0, 20.0, 10.0))
 
@@ -264,3 +270,43 @@ def test_particle_table_on_the_powder_phantom():
     assert big["sphericity"].between(0.05, 1.0).all() and big["roundness"].between(0.0, 1.0).all()
     assert big["wadell_sphericity"].between(0.3, 1.02).all()
     assert (big["r_ins_um"] < big["r_cir_um"]).all() and (big["c_um"] <= big["b_um"]).all()
+
+
+def _brute_force_enclosing_radius(points):
+    from itertools import combinations
+
+    from helpers.nanoct.morphology import _circumball
+
+    best = np.inf
+    for k in (2, 3, 4):
+        for subset in combinations(range(len(points)), k):
+            centre, radius2 = _circumball(points[list(subset)])
+            radius = np.sqrt(radius2)
+            inside = np.linalg.norm(points - centre, axis=1) <= radius * (1 + 1e-9) + 1e-9
+            if radius < best and inside.all():
+                best = radius
+    return best
+
+
+def test_minimum_enclosing_sphere_is_exact():
+    """Welzl's ball: exact for 2-, 3- and 4-point supports, equal to brute force on small random sets,
+    and never larger than trimesh's furthest-site-Voronoi answer (which is 1–7 % high on such sets)."""
+    rng = np.random.default_rng(4)
+    cloud = rng.normal(size=(300, 3))
+    cloud *= rng.uniform(0, 5, (300, 1)) / np.linalg.norm(cloud, axis=1, keepdims=True)
+    assert circumscribed_radius(np.vstack([cloud, [[10, 0, 0], [-10, 0, 0]]]))[1] == pytest.approx(10.0)
+    angles = np.deg2rad([0.0, 120.0, 240.0])
+    triangle = np.c_[10 * np.cos(angles), 10 * np.sin(angles), np.zeros(3)]
+    assert circumscribed_radius(np.vstack([cloud, triangle]))[1] == pytest.approx(10.0)
+    tetra = 10 / np.sqrt(3) * np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)
+    assert circumscribed_radius(np.vstack([cloud * 0.5, tetra]))[1] == pytest.approx(10.0)
+    from trimesh.nsphere import minimum_nsphere
+
+    for _ in range(5):
+        points = rng.normal(size=(11, 3)) * [4.0, 2.0, 1.0]
+        centre, radius = circumscribed_radius(points)
+        assert radius == pytest.approx(_brute_force_enclosing_radius(points), rel=1e-9)
+        assert np.linalg.norm(points - centre, axis=1).max() == pytest.approx(radius, rel=1e-9)
+        assert radius <= minimum_nsphere(points)[1] + 1e-9
+    with pytest.raises(ValueError, match="N×3"):
+        circumscribed_radius(np.zeros((4, 2)))
