@@ -101,6 +101,29 @@ def roundness_sweep():
     return rows
 
 
+def enclosing_sphere(n_sets=20, n_points=2000):
+    """Welzl (workbook) against trimesh.nsphere on anisotropic Gaussian clouds: radius excess and time."""
+    from trimesh.nsphere import minimum_nsphere
+
+    from helpers.nanoct.morphology import circumscribed_radius
+
+    rng = np.random.default_rng(5)
+    excess, t_ours, t_peer = [], 0.0, 0.0
+    for _ in range(n_sets):
+        points = rng.normal(size=(n_points, 3)) * [5.0, 2.0, 1.0]
+        start = time.perf_counter()
+        centre, radius = circumscribed_radius(points)
+        t_ours += time.perf_counter() - start
+        start = time.perf_counter()
+        peer_radius = minimum_nsphere(points)[1]
+        t_peer += time.perf_counter() - start
+        assert np.linalg.norm(points - centre, axis=1).max() <= radius * (1 + 1e-9)
+        excess.append(peer_radius / radius - 1)
+    return {"n_sets": n_sets, "n_points": n_points, "trimesh_excess_median": float(np.median(excess)),
+            "trimesh_excess_max": float(np.max(excess)), "workbook_ms": 1e3 * t_ours / n_sets,
+            "trimesh_ms": 1e3 * t_peer / n_sets}
+
+
 def _timed(function):
     tracemalloc.start()
     start = time.perf_counter()
@@ -144,9 +167,16 @@ def write_markdown(result, path):
     for r in result["roundness_sweep"]:
         lines.append(f"| {r['half_side_vox']} | {r['rho_over_h']:.2f} | {r['R']:.3f} | "
                      f"{r['R'] - r['rho_over_h']:+.3f} |")
+    e = result["enclosing_sphere"]
     s = result["speed"]
     lines += ["", "ρ/h = 1 is a sphere. ρ/h = 0 (sharp) shows the resolution floor: a sharp edge is "
               "resolved as a radius of 3–5 voxels.", "",
+              "## Minimum enclosing sphere (r_cir): Welzl (workbook) vs trimesh `minimum_nsphere`", "",
+              f"{e['n_sets']} anisotropic Gaussian clouds of {e['n_points']} points: trimesh's radius is "
+              f"{e['trimesh_excess_median']:+.1%} (median), {e['trimesh_excess_max']:+.1%} (max) above the "
+              "exact ball (it only tries furthest-site Voronoi vertices, so it misses balls fixed by 2 or 3 "
+              f"points); time {e['workbook_ms']:.1f} ms (workbook) vs {e['trimesh_ms']:.1f} ms (trimesh) per "
+              "set. On dense meshes of convex particles the two agree to ~1e-4 voxel.", "",
               f"## Speed on the powder phantom {tuple(s['shape_vox'])}, {s['n_particles']} particles "
               f"({s['n_above_size_cut']} above the size cut)", "",
               "| run | wall time (s) | per particle (ms) | peak Python memory (MiB) |", "|---|---|---|---|"]
@@ -174,7 +204,8 @@ def write_markdown(result, path):
 
 def main():
     result = {"machine": f"{platform.machine()} {platform.python_version()}", "accuracy": accuracy(),
-              "roundness_sweep": roundness_sweep(), "speed": speed()}
+              "roundness_sweep": roundness_sweep(), "enclosing_sphere": enclosing_sphere(),
+              "speed": speed()}
     out = HERE / "out"
     out.mkdir(exist_ok=True)
     (out / "ct_morphology.json").write_text(json.dumps(result, indent=2, default=float))
