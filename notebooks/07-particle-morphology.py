@@ -92,8 +92,9 @@ references.round(3)
 
 # %% [markdown]
 # Volume-based quantities are within a percent. S is good to one voxel in r_cir. R cannot go below a
-# resolution floor: a sharp edge is seen as a corner of radius 3–5 voxels, so a sharp cube scores
-# ≈ 0.15 instead of 0; rounded shapes are within 0.035 of the exact ρ/h.
+# resolution floor: a sharp edge is seen as a corner of radius 3–5 voxels, so a sharp cube or cylinder
+# scores ≈ 0.16 instead of 0 at this size; rounded shapes are within 0.035 of the exact ρ/h. ψ of sharp
+# shapes is ≈ 0.03 high for the same reason (the σ = 1 smoothing rounds the edges of the measured surface).
 #
 # **The paper's reference values are 2-D.** It places the particles "closer to a cube (0.71) than a
 # sphere" and calls particle #1 "the roundness of a square (0.53) and the sphericity of a triangle".
@@ -188,8 +189,8 @@ plt.show()
 # In 5C the open squares are the exact 3-D values of the reference shapes, the crosses what the
 # estimators return on their voxelisation (the gap is the resolution floor of R for sharp edges), the
 # grey diamonds the paper's 2-D reference values. With 3-D references, "S = 0.67" no longer sits near a
-# cube (0.577) but between a cube and a cylinder, and R = 0.73 means corners rounded with about three
-# quarters of the inscribed radius.
+# cube (0.577) but between a cube and a cylinder; and were R = 0.73 a 3-D Wadell roundness, it would
+# mean corners rounded with about three quarters of the inscribed radius, far from any faceted crystal.
 #
 # **Fig. S7** from real computed shapes: the inertia ellipsoid's semi-axes on an ellipsoid (A), the
 # inscribed and enclosing spheres of a rounded cube (B), the fitted corner spheres of a tilted rounded
