@@ -143,8 +143,9 @@ def test_identity_ezx_equals_eyx_times_ezy_and_voxel_scaling(scene):
     assert np.allclose(other["volume_um3"], 0.025**3 * one["volume_um3"])
 
 
-def test_only_labels_and_memmap_input(scene, tmp_path):
-    """A memory-mapped label volume gives the same rows; ``only_labels`` selects rows."""
+def test_only_labels_memmap_input_and_workers(scene, tmp_path):
+    """A memory-mapped label volume gives the same rows, as do two worker processes; ``only_labels``
+    selects rows."""
     path = tmp_path / "labels.npy"
     np.save(path, scene)
     mapped = np.load(path, mmap_mode="r")
@@ -152,6 +153,8 @@ def test_only_labels_and_memmap_input(scene, tmp_path):
     assert table["label"].tolist() == [3, 7]
     direct = particle_table(scene, 0.025, only_labels=[3, 7], compute_roundness=False)
     pd.testing.assert_frame_equal(table, direct)
+    parallel = particle_table(mapped, 0.025, only_labels=[7, 3], compute_roundness=False, n_jobs=2)
+    pd.testing.assert_frame_equal(parallel, direct)
 
 
 def test_weighted_median_volume_versus_count():
