@@ -165,6 +165,19 @@ assert d_count < d_volume
 # %% [markdown]
 # ## Figure
 #
+# **Fig. 5A**: the whole population, each particle coloured by its equivalent diameter (a static overview;
+# close-ups of single particles follow Table S1).
+
+# %%
+fig = plt.figure(figsize=(6, 5.5), layout="constrained")
+ax = fig.add_subplot(projection="3d")
+mfig.render_population(ax, labels, table)
+ax.set_title(f"Fig. 5A: {len(table)} particles in {shape_vox[2] * voxel_size_um:.1f} × "
+             f"{shape_vox[1] * voxel_size_um:.1f} × {shape_vox[0] * voxel_size_um:.1f} µm³ (colour = d_eq)")
+helpers.save_figure(fig, "fig5a_population")
+plt.show()
+
+# %% [markdown]
 # **Fig. 5B** (ellipticity) and **Fig. 5C** (sphericity against roundness), side by side with the
 # reference shapes. In 5B the paper saw the points "organized along a curved plane": that surface is the
 # identity e_zx = e_yx·e_zy, which every particle obeys by definition, so only two of the three axes

@@ -253,6 +253,7 @@ def test_figure_functions_draw(scene):
     plt.close(fig)
     fig = plt.figure()
     mfig.render_particle(fig.add_subplot(projection="3d"), shapes.rounded_cube(9.5, 4.0, TILT), "cube")
+    mfig.render_population(fig.add_subplot(projection="3d"), scene, table)
     plt.close(fig)
 
 

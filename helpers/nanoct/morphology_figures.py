@@ -15,7 +15,7 @@ from helpers.nanoct.roundness import smoothed_surface, wadell_roundness
 
 __all__ = ["PAPER_MEDIANS", "PAPER_REFERENCE_2D", "PAPER_TABLE_S1", "match_paper_examples",
            "plot_ellipticity", "plot_ellipticity_3d", "plot_s7_schematic", "plot_sphericity_roundness",
-           "reference_shape_table", "render_particle"]
+           "reference_shape_table", "render_particle", "render_population"]
 
 #: Table S1 of the paper (particle, equivalent diameter µm, ellipticities, S, R)
 PAPER_TABLE_S1 = pd.DataFrame(
@@ -250,3 +250,41 @@ def render_particle(ax, mask, title: str = "", corners: bool = True, step: int =
     ax.set_box_aspect((1, 1, 1))
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
+
+
+def _shade(triangles, colours):
+    light = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
+    normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    colours[:, :3] *= (0.45 + 0.55 * np.abs(normals @ light))[:, None]
+    return colours
+
+
+def render_population(ax, labels, table: pd.DataFrame | None = None, step: int = 3, cmap: str = "viridis"):
+    """Fig. 5A: static 3-D rendering of every particle of ``labels``, coloured by d_eq from ``table``.
+
+    One coarse mesh (``marching_cubes`` with ``step``) of the Gaussian-smoothed union of particles; each
+    triangle takes the colour of the particle under it (grey where ``table`` has no row). Matplotlib sorts
+    polygons by depth only approximately: this is an overview, not a precise rendering.
+    """
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+    from scipy import ndimage
+    from skimage.measure import marching_cubes
+
+    labels = np.asarray(labels)
+    smooth = ndimage.gaussian_filter((labels > 0).astype(np.float32), 1.0)
+    vertices, faces, _, _ = marching_cubes(smooth, level=0.5, step_size=step)
+    centre_index = np.clip(np.round(vertices[faces].mean(axis=1)).astype(int), 0, np.array(labels.shape) - 1)
+    owner = ndimage.grey_dilation(labels, size=3)[tuple(centre_index.T)]
+    colours = np.tile([0.6, 0.6, 0.6, 1.0], (len(faces), 1))
+    if table is not None:
+        d = table.set_index("label")["d_eq_um"]
+        known = np.isin(owner, d.index)
+        norm = plt.Normalize(d.min(), d.max())
+        colours[known] = plt.get_cmap(cmap)(norm(d.loc[owner[known]].to_numpy()))
+    triangles = vertices[faces][:, :, ::-1]
+    ax.add_collection3d(Poly3DCollection(triangles, facecolors=_shade(triangles, colours), edgecolor="none"))
+    ax.set(xlim=(0, labels.shape[2]), ylim=(0, labels.shape[1]), zlim=(0, labels.shape[0]))
+    ax.set_box_aspect(labels.shape[::-1])
+    ax.set_axis_off()
