@@ -22,7 +22,9 @@ Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantit
 
 Memory follows the largest particle: each particle is cut out by its bounding box
 (``scipy.ndimage.find_objects``), padded by 4 voxels, and measured alone; the label volume itself is only
-read (it may be a ``numpy.memmap``).
+read (it may be a ``numpy.memmap``). Measured: a 300 × 220 × 160-voxel ellipsoid (d_eq 5.5 µm at 25 nm)
+takes 22 s and 0.63 GB peak RSS for all columns on one core; the paper's largest particle (9.5 µm,
+~1.8 × those voxels) needs about 1.1 GB.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ Measured on voxelised rounded cubes of half-side h = 14.5–38.5 voxels (the pap
 |R − ρ/h| ≤ 0.035 for ρ/h = 0.25–0.75; spheres R = 1; a sharp edge or corner is resolved as a radius of
 3–5 voxels, so sharp cubes and cylinders give R = 0.12–0.20 (the resolution floor ≈ 4 voxels / r_ins).
 
-Lengths are in voxels throughout; the caller converts. Memory: a few float arrays of the crop size.
+Lengths are in voxels throughout; the caller converts. Memory: two float32 copies of the padded crop at a
+time, plus ~200 B per mesh vertex (the tensor averaging works in chunks of 50 000 vertices).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ CURVATURE_AVERAGE_FRACTION = 0.2
 CORNER_MARGIN = 0.2
 EDGE_RATIO = 0.5
 MIN_TURN_DEG = 15.0
+AVERAGE_CHUNK_VERTICES = 50_000
 
 
 @dataclass
@@ -136,12 +138,18 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
         # tensors are correlated over the σ of the derivatives anyway), so the cost stays ∝ N
         step = max(1, int(2.0 * np.pi * average_radius_vox**2 / 50))
         sources = np.arange(0, n_points, step)
-        pairs = cKDTree(coords.T).sparse_distance_matrix(cKDTree(coords.T[sources]), average_radius_vox,
-                                                          output_type="coo_matrix")
-        weights = sparse.csr_matrix((np.ones(pairs.nnz), (pairs.row, pairs.col)),
-                                    shape=(n_points, len(sources)))
-        counts = np.asarray(weights.sum(axis=1)).ravel()
-        averaged = weights @ shape_operator[sources].reshape(len(sources), 9)
+        source_tree = cKDTree(coords.T[sources])
+        source_tensors = shape_operator[sources].reshape(len(sources), 9)
+        averaged = np.zeros((n_points, 9))
+        counts = np.zeros(n_points)
+        for first in range(0, n_points, AVERAGE_CHUNK_VERTICES):  # bounds the pair list: ~50 per vertex
+            chunk = slice(first, min(first + AVERAGE_CHUNK_VERTICES, n_points))
+            pairs = cKDTree(coords.T[chunk]).sparse_distance_matrix(source_tree, average_radius_vox,
+                                                                   output_type="coo_matrix")
+            weights = sparse.csr_matrix((np.ones(pairs.nnz), (pairs.row, pairs.col)),
+                                        shape=(chunk.stop - chunk.start, len(sources)))
+            counts[chunk] = np.asarray(weights.sum(axis=1)).ravel()
+            averaged[chunk] = weights @ source_tensors
         has_source = counts > 0
         averaged[has_source] /= counts[has_source, None]
         averaged[~has_source] = shape_operator[~has_source].reshape(-1, 9)
@@ -215,7 +223,9 @@ def wadell_roundness(mask, r_ins_vox: float | None = None, *, sigma_vox: float =
                      average_fraction: float = CURVATURE_AVERAGE_FRACTION,
                      surface=None, min_piece_vertices: int = 30,
                      min_turn_deg: float = MIN_TURN_DEG) -> RoundnessResult:
-    """3-D Wadell roundness R = mean(r_i)/r_ins of a binary particle ``mask`` (Zhao & Wang 2016).
+    """3-D Wadell roundness R = ⟨r_i⟩/r_ins of a binary particle ``mask`` (Zhao & Wang 2016).
+
+    ⟨r_i⟩ is the area-weighted mean radius of the fitted corner spheres (module docstring, step 6).
 
     Parameters
     ----------
