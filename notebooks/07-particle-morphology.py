@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.stats import spearmanr
 
 import helpers
 from helpers.nanoct import morphology_figures as mfig
@@ -204,7 +205,23 @@ plt.show()
 # grey diamonds the paper's 2-D reference values. With 3-D references, "S = 0.67" no longer sits near a
 # cube (0.577) but between a cube and a cylinder; and were R = 0.73 a 3-D Wadell roundness, it would
 # mean corners rounded with about three quarters of the inscribed radius, far from any faceted crystal.
-#
+
+# %% [markdown]
+# The paper also notes that "the sphericity of particles decreases as their equivalent diameters
+# increase, while keeping a high roundness factor". The rank correlation with size tests that claim;
+# the phantom draws shapes independently of size, so here it should find no strong trend.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+for ax, name in zip(axes, ("sphericity", "roundness"), strict=True):
+    rho, p_value = spearmanr(big["d_eq_um"], big[name])
+    ax.scatter(big["d_eq_um"], big[name], s=12, c="C0")
+    ax.set(xlabel="d_eq (µm)", ylabel=name, ylim=(0, 1.05),
+           title=f"Spearman ρ = {rho:+.2f} (p = {p_value:.2g}, n = {len(big)})")
+helpers.save_figure(fig, "fig5c_shape_vs_size")
+plt.show()
+
+# %% [markdown]
 # **Fig. S7** from real computed shapes: the inertia ellipsoid's semi-axes on an ellipsoid (A), the
 # inscribed and enclosing spheres of a rounded cube (B), the fitted corner spheres of a tilted rounded
 # cube in its mid-plane (C; dashed: the inscribed sphere).
