@@ -175,8 +175,8 @@ def cached_series(name: str, particle, settings, seed: int, force: bool = False,
     dataset = folder / f"{name}.h5"
     stamp_path = folder / "stamp.json"
     digest = hashlib.sha1()
-    for name in ("thickness_um", "d_spacing_A", "tilt_deg", "mosaic_deg", "strength", "grain_id"):
-        digest.update(np.ascontiguousarray(getattr(particle, name)).tobytes())
+    for field_name in ("thickness_um", "d_spacing_A", "tilt_deg", "mosaic_deg", "strength", "grain_id"):
+        digest.update(np.ascontiguousarray(getattr(particle, field_name)).tobytes())
     digest.update(repr((particle.step_um, tuple(particle.origin_um))).encode())
     stamp = json.dumps(
         {
