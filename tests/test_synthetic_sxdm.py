@@ -306,7 +306,11 @@ def test_cached_series_is_written_once_and_reused(tmp_path, monkeypatch):
     _, truth, saved = sxdm_samples.load_truth(path.parent / "tiny_truth.h5")
     assert saved["n_fast"] == settings.n_fast and truth.intensity.shape == (settings.n_slow, settings.n_fast)
     sxdm_samples.cached_series("tiny", model, settings, seed=2)  # another seed: rewritten
-    assert path.stat().st_mtime_ns != first
+    second = path.stat().st_mtime_ns
+    assert second != first
+    model.d_spacing_A[model.support] *= 1.001  # same name, other fields: rewritten
+    sxdm_samples.cached_series("tiny", model, settings, seed=2)
+    assert path.stat().st_mtime_ns != second
 
 
 def test_drift_moves_the_footprint_of_each_eta_map_and_a_short_rocking_range_cuts_the_peak():
