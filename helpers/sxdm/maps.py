@@ -552,6 +552,9 @@ def plot_pole_figure(ax, maps: SxdmMaps, tilt_deg=None, azimuth_deg=None, max_ti
     ax.scatter(t * np.cos(a), t * np.sin(a), c=rgb[m], s=8, edgecolors="0.3", linewidths=0.2)
     ax.axhline(0, color="0.7", lw=0.5)
     ax.axvline(0, color="0.7", lw=0.5)
+    reach = 1.1 * float(np.max(t)) if t.size and np.max(t) > 0 else 1.0
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-reach, reach)
     ax.set_aspect("equal")
     ax.set_xlabel("tilt towards X (deg)")
     ax.set_ylabel("tilt towards Y (deg)")
