@@ -360,14 +360,15 @@ def summarise(tags) -> None:
         "",
         "- Each step ran in its own process, one after another in the same run, on the same file; XSOCS "
         "with 2 worker processes, the workbook with numba on both cores. Memory is the peak RSS of the "
-        "step's whole process tree (about 250 MB of it is the imported libraries).",
+        "step's whole process tree (≈ 200 MB of it is the imported libraries).",
         "- With sample drift between the eta maps (the forward model's random walk), both tools measure "
         "the drifted positions and the strain error of both is dominated by it: the workbook does not "
         "correct drift (it would need a fiducial: per-eta intensity maps of a bent crystal differ by "
         "physics, not only by drift), so the ≤ ½ strain target is met only on the drift-free file. "
         "The bundled sample of notebook 02 is drift-free for the same reason.",
-        "- XSOCS's Gaussian is a 1-D fit of each projection of the 50 × 100 × 100 grid; its strain error "
-        "(≈ 1e-4) is dominated by the grid's Qz bin (the full ROI span / 100).",
+        "- XSOCS's Gaussian is a 1-D fit of each projection of the 50 × 100 × 100 grid. The grid spans the "
+        "whole ROI, so a Qz bin (128 px ROI: ≈ 2.2e-4 Å⁻¹, 1.7e-4 in strain) is as wide as the peak: the "
+        "likely cause of its ≈ 1e-4 strain error (not investigated further).",
     ]
     flat_path = HERE / "out" / "sxdm_xsocs_flat.json"
     if flat_path.exists():
