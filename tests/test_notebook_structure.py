@@ -81,3 +81,18 @@ def test_notebook_has_a_parameters_cell_and_a_tagged_widget_cell(path):
         assert "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []), (
             f"{path.name}: a widget cell must be tagged nbval-ignore-output"
         )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_matches_its_jupytext_source(path):
+    """The executed .ipynb was built from the current .py source (edit the .py, then reproduce)."""
+    from helpers.notebook_runner import notebook_source, read_notebook
+
+    if notebook_source(path) is None:
+        pytest.skip("no paired .py source")
+    source_cells = [(c.cell_type, c.source.strip()) for c in read_notebook(path).cells]
+    stored_cells = [(c["cell_type"], "".join(c["source"]).strip()) for c in _load(path)["cells"]]
+    assert source_cells == stored_cells, (
+        f"{path.name} differs from {path.with_suffix('.py').name}: run `make reproduce` "
+        f"(or `nmc-workbook reproduce {path.name[:2]}`) after editing the source"
+    )

@@ -136,12 +136,16 @@ def _copy(written, tmp_path):
     return dest / written.name
 
 
-def test_missing_dataset_is_named(written, tmp_path):
+def test_missing_dataset_is_named_and_a_geometry_override_supplies_it(written, tmp_path):
     path = _copy(written, tmp_path)
     with h5py.File(path, "a") as h5:
         del h5["3.1/instrument/mpx1x4/distance"]
     with pytest.raises(KeyError, match=r"3\.1/instrument/mpx1x4/distance"):
         io.open_sxdm_series(path)
+    series = io.open_sxdm_series(path, geometry={"distance_m": 1.5, "beam_center_px": (300.0, 200.0)})
+    assert series.distance_m == 1.5 and series.beam_center_px == (300.0, 200.0)
+    with pytest.raises(KeyError, match="unknown geometry"):
+        io.open_sxdm_series(path, geometry={"distance": 1.5})
 
 
 def test_missing_monochromator_is_named(written, tmp_path):
@@ -173,6 +177,8 @@ def test_inconsistent_grids_in_one_series(written, tmp_path):
         h5["4.1/title"] = "asxdm( pix, 1.5, 2.5, 6, piy, 1.5, 1.9, 5, 0.01 )"
     with pytest.raises(ValueError, match="one scan grid"):
         io.open_sxdm_series(path)
+    assert io.group_sxdm_series(path) == [["1.1", "2.1", "3.1"], ["4.1"], ["5.1"]]
+    assert io.open_sxdm_series(path, scans=["1.1", "2.1", "3.1"]).n_eta == 3
 
 
 def test_non_sxdm_scan_is_refused(written, tmp_path):
@@ -245,3 +251,45 @@ def test_title_parser_reads_bliss_and_spec_forms():
         assert grid["slow_end"] == 2.0
     with pytest.raises(ValueError, match="not an SXDM command"):
         io.parse_sxdm_title("ct 0.1")
+
+
+def test_rsm_binning_keeps_every_count_and_the_centre_of_mass(written):
+    """Over all good pixels the grid sums keep the total intensity exactly, and the grid's centre of
+    mass matches the pixel centre of mass to within half a voxel along each axis."""
+    from helpers.sxdm import rsm_view
+
+    series = io.open_sxdm_series(written)
+    q = series.q_vectors()
+    frames = rsm_view.point_frames(series, 14)
+    com = rsm_view.centre_of_mass_q(frames, q, series.pixel_mask)
+    rsm = rsm_view.bin_rsm(frames, q, series.pixel_mask, com, shape=(20, 40, 40), peak_fraction=None)
+    assert rsm.summed.sum() == pytest.approx(frames[:, ~series.pixel_mask].sum(), rel=1e-12)
+    grids = np.meshgrid(*rsm.centres, indexing="ij")
+    grid_com = np.array([np.sum(g * rsm.summed) for g in grids]) / rsm.summed.sum()
+    half_voxel = np.array([np.diff(e)[0] / 2 for e in rsm.edges])
+    assert np.all(np.abs(grid_com) <= half_voxel)
+    with pytest.raises(ValueError, match="no counts"):
+        rsm_view.centre_of_mass_q(np.zeros_like(frames), q, series.pixel_mask)
+
+
+def test_writer_rejects_frames_and_metadata_of_the_wrong_shape(small_sim, tmp_path):
+    sim, _ = small_sim
+    bad_lines = ((j, np.zeros((6, 5, 10, 10), np.uint32)) for j in range(5))
+    with pytest.raises(ValueError, match="scan line 0: frames have shape"):
+        sxdm_scan.write_simulation(sim, tmp_path / "a" / "a.h5", frame_lines=bad_lines)
+    with pytest.raises(ValueError, match="monitor has shape"):
+        io.write_bliss_sxdm(
+            tmp_path / "b.h5",
+            eta_deg=[7.0],
+            frame_lines=[],
+            scan_shape=(1, 1),
+            scan_start_um=(0, 0),
+            scan_end_um=(0, 0),
+            positions_um=np.zeros((1, 1, 2)),
+            monitor=np.zeros((2, 1)),
+            wavelength_m=1.24e-10,
+            distance_m=1.6,
+            pixel_size_m=55e-6,
+            beam_center_px=(5, 5),
+            pixel_mask=np.zeros((10, 10), bool),
+        )

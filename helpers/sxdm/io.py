@@ -5,12 +5,15 @@ Reading (stable API; other modules code against it)
 ``list_sxdm_scans(path) -> list[dict]``
     Every entry of a BLISS dataset file or XSOCS master file with keys ``scan``, ``title``, ``is_sxdm``,
     ``eta_deg``, ``n_frames``.
-``open_sxdm_series(path, detector=None, roi=None, scans=None) -> SxdmSeries``
+``group_sxdm_series(path) -> list[list[str]]``
+    SXDM entries grouped into series (consecutive entries with the same scan grid).
+``open_sxdm_series(path, detector=None, roi=None, scans=None, geometry=None) -> SxdmSeries``
     One SXDM series: all SXDM entries of the file (or the listed ``scans``), one per rocking angle,
     sorted by eta. ``detector`` picks the detector group when several exist (aliases ``mpx1x4``,
     ``mpxgaas``, ``maxipix``, ``eiger2M``, ``merlin``, ``andor_zyla``, ``detector``). ``roi`` =
     (row0, row1, col0, col1) in full-detector pixels crops the frames lazily (must lie inside the stored
-    frames).
+    frames). ``geometry`` = {distance_m, pixel_size_m,
+    beam_center_px, wavelength_m} overrides (or supplies) the file's calibration.
 
 ``SxdmSeries`` attributes
     ``path``, ``kind`` ("bliss" or "xsocs"), ``scans`` (entry names, in eta order), ``detector``,
@@ -302,6 +305,10 @@ def write_bliss_sxdm(
 
 
 def _open(path: Path) -> h5py.File:
+    try:  # real Lima detector files are bitshuffle/LZ4-compressed: register the filters if available
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass
     if not path.exists():
         raise FileNotFoundError(f"SXDM file {path} does not exist")
     try:
@@ -364,6 +371,39 @@ def list_sxdm_scans(path) -> list[dict]:
                 }
             )
     return rows
+
+
+def group_sxdm_series(path) -> list[list[str]]:
+    """SXDM entries of a file grouped into series: runs of consecutive entries with the same scan grid.
+
+    A beamtime file often holds several SXDM series (other particles, other grids); pass one group as
+    ``scans=`` to :func:`open_sxdm_series`.
+    """
+    groups: list[list[str]] = []
+    last_key = None
+    for row in list_sxdm_scans(path):
+        if not row["is_sxdm"]:
+            last_key = None
+            continue
+        grid = parse_sxdm_title(row["title"])
+        key = tuple(
+            grid[k]
+            for k in (
+                "fast_motor",
+                "fast_start",
+                "fast_end",
+                "n_fast",
+                "slow_motor",
+                "slow_start",
+                "slow_end",
+                "n_slow",
+            )
+        )
+        if key != last_key:
+            groups.append([])
+            last_key = key
+        groups[-1].append(row["scan"])
+    return groups
 
 
 @dataclass
@@ -577,9 +617,23 @@ def _read_positions(path: Path, entry: h5py.Group, scan: str, n_points: int) -> 
     return pos
 
 
-def open_sxdm_series(path, detector: str | None = None, roi=None, scans=None) -> SxdmSeries:
-    """Open an SXDM series of a BLISS dataset file or XSOCS master file (see module docstring)."""
+def open_sxdm_series(
+    path, detector: str | None = None, roi=None, scans=None, geometry: dict | None = None
+) -> SxdmSeries:
+    """Open an SXDM series of a BLISS dataset file or XSOCS master file (see module docstring).
+
+    ``geometry`` overrides (or supplies, when the file lacks them) calibration values: any of
+    ``distance_m``, ``pixel_size_m``, ``beam_center_px`` (row, col, full detector), ``wavelength_m``;
+    real ID01 files often carry an uncalibrated detector distance and direct beam.
+    """
     path = Path(path)
+    geometry = dict(geometry or {})
+    unknown = set(geometry) - {"distance_m", "pixel_size_m", "beam_center_px", "wavelength_m"}
+    if unknown:
+        raise KeyError(
+            f"unknown geometry override(s) {sorted(unknown)}; use distance_m, pixel_size_m, beam_center_px, "
+            "wavelength_m"
+        )
     listing = list_sxdm_scans(path)
     by_name = {row["scan"]: row for row in listing}
     if scans is None:
@@ -624,9 +678,10 @@ def open_sxdm_series(path, detector: str | None = None, roi=None, scans=None) ->
             if any(this_grid[k] != grid[k] for k in keys):
                 raise ValueError(
                     f"{path}: scan {scan} has grid {row['title']!r} but scan {chosen[0]['scan']} has "
-                    f"{chosen[0]['title']!r}; a series needs one scan grid (pick scans=[...])"
+                    f"{chosen[0]['title']!r}; a series needs one scan grid (pick scans=[...], e.g. one "
+                    "group of group_sxdm_series(path))"
                 )
-            records.append(_read_entry(path, entry, scan, det, kind, grid))
+            records.append(_read_entry(path, entry, scan, det, kind, grid, geometry))
     order = np.argsort([r["eta"] for r in records], kind="stable")
     records = [records[i] for i in order]
     ref = records[0]
@@ -678,7 +733,10 @@ def open_sxdm_series(path, detector: str | None = None, roi=None, scans=None) ->
     )
 
 
-def _read_entry(path: Path, entry: h5py.Group, scan: str, det: str, kind: str, grid: dict) -> dict:
+def _read_entry(
+    path: Path, entry: h5py.Group, scan: str, det: str, kind: str, grid: dict, geometry: dict | None = None
+) -> dict:
+    geometry = geometry or {}
     n_points = grid["n_fast"] * grid["n_slow"]
     where = f"/{scan}/measurement/{det}" if kind == "bliss" else f"/{scan}/measurement/image/data"
     try:
@@ -711,20 +769,31 @@ def _read_entry(path: Path, entry: h5py.Group, scan: str, det: str, kind: str, g
         angles[name] = float(np.asarray(pos_grp[key][()]).ravel()[0])
     if kind == "bliss":
         dgrp = entry[f"instrument/{det}"]
-        distance_m = float(_scalar(path, dgrp, "distance", "sample-detector distance, m"))
-        px = float(_scalar(path, dgrp, "x_pixel_size", "pixel size, m"))
-        py = float(_scalar(path, dgrp, "y_pixel_size", "pixel size, m"))
-        bc = (
-            float(_scalar(path, dgrp, "beam_center_y", "direct-beam row, pixels")),
-            float(_scalar(path, dgrp, "beam_center_x", "direct-beam column, pixels")),
-        )
         offset = (
             tuple(int(v) for v in np.asarray(dgrp["image_roi_offset"][()]))
             if "image_roi_offset" in dgrp
             else (0, 0)
         )
+        if "distance_m" in geometry:
+            distance_m = float(geometry["distance_m"])
+        else:
+            distance_m = float(_scalar(path, dgrp, "distance", "sample-detector distance, m"))
+        if "pixel_size_m" in geometry:
+            px = py = float(geometry["pixel_size_m"])
+        else:
+            px = float(_scalar(path, dgrp, "x_pixel_size", "pixel size, m"))
+            py = float(_scalar(path, dgrp, "y_pixel_size", "pixel size, m"))
+        if "beam_center_px" in geometry:
+            bc = (geometry["beam_center_px"][0] - offset[0], geometry["beam_center_px"][1] - offset[1])
+        else:
+            bc = (
+                float(_scalar(path, dgrp, "beam_center_y", "direct-beam row, pixels")),
+                float(_scalar(path, dgrp, "beam_center_x", "direct-beam column, pixels")),
+            )
         mono = entry.get("instrument/monochromator")
-        if mono is not None and "WaveLength" in mono:
+        if "wavelength_m" in geometry:
+            wavelength_m = float(geometry["wavelength_m"])
+        elif mono is not None and "WaveLength" in mono:
             wavelength_m = float(_scalar(path, mono, "WaveLength", "wavelength, m"))
             if wavelength_m > 1e-6:  # stored in Å by some versions
                 wavelength_m *= 1e-10
@@ -761,6 +830,14 @@ def _read_entry(path: Path, entry: h5py.Group, scan: str, det: str, kind: str, g
         )
         mask_full = None
         det_shape = (offset[0] + frame_shape[0], offset[1] + frame_shape[1])
+    if kind == "xsocs":
+        wavelength_m = float(geometry.get("wavelength_m", wavelength_m))
+        if "distance_m" in geometry or "pixel_size_m" in geometry:
+            ratio = px / distance_m  # XSOCS fixes only the pixel angle: keep it unless both are given
+            distance_m = float(geometry.get("distance_m", distance_m))
+            px = py = float(geometry.get("pixel_size_m", ratio * distance_m))
+        if "beam_center_px" in geometry:
+            bc = (geometry["beam_center_px"][0] - offset[0], geometry["beam_center_px"][1] - offset[1])
     if not np.isclose(px, py, rtol=1e-9):
         raise ValueError(f"{path}: /{scan}: non-square pixels ({py} x {px} m) are not supported")
     stored_roi = (offset[0], offset[0] + frame_shape[0], offset[1], offset[1] + frame_shape[1])

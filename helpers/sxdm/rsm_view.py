@@ -64,10 +64,17 @@ def centre_of_mass_q(frames: np.ndarray, q: np.ndarray, pixel_mask: np.ndarray) 
 class PointRSM:
     """A 3-D reciprocal-space map on the peak-frame grid (X rocking, Y Debye ring, Z along 2θ)."""
 
-    intensity: np.ndarray  # (nX, nY, nZ), NaN where no pixel fell
+    summed: np.ndarray  # (nX, nY, nZ) sum of the intensities of the pixels in each voxel
+    counts: np.ndarray  # (nX, nY, nZ) number of pixels in each voxel
     edges: tuple[np.ndarray, np.ndarray, np.ndarray]  # ΔQ bin edges (1/Å) along X, Y, Z
     axes: np.ndarray  # (3, 3) rows X, Y, Z in the sample frame
     q_ref: np.ndarray  # (3,) origin of ΔQ (1/Å)
+
+    @property
+    def intensity(self) -> np.ndarray:
+        """Mean pixel intensity per voxel (NaN where no pixel fell), as XSOCS grids it."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.summed / np.maximum(self.counts, 1), np.nan)
 
     def to_grid(self, q) -> np.ndarray:
         """ΔQ components (X, Y, Z) of sample-frame Q vectors (1/Å)."""
@@ -78,25 +85,49 @@ class PointRSM:
         return tuple(0.5 * (e[1:] + e[:-1]) for e in self.edges)
 
 
-def bin_rsm(frames, q, pixel_mask, q_ref, shape=(50, 100, 100), phi_deg: float = 0.0) -> PointRSM:
-    """Bin one point's frames onto a regular (X, Y, Z) grid spanning all good pixels (mean per voxel)."""
+def bin_rsm(
+    frames,
+    q,
+    pixel_mask,
+    q_ref,
+    shape=(50, 100, 100),
+    phi_deg: float = 0.0,
+    peak_fraction: float | None = 0.05,
+    margin: float = 0.5,
+) -> PointRSM:
+    """Bin one point's frames onto a regular (X, Y, Z) grid (sum and pixel count per voxel).
+
+    The grid spans the good pixels with intensity ≥ ``peak_fraction`` · max, widened by ``margin`` of
+    that span on each side (``peak_fraction=None``: all good pixels, as XSOCS does for its global grid).
+    """
     axes = peak_frame_axes(q_ref, phi_deg)
     good = ~np.broadcast_to(pixel_mask, frames.shape)
     dq = (q[good] - q_ref) @ axes.T
     values = frames[good]
-    edges = tuple(np.linspace(dq[:, k].min(), dq[:, k].max() + 1e-12, n + 1) for k, n in enumerate(shape))
+    if peak_fraction is None:
+        lo, hi = dq.min(axis=0), dq.max(axis=0)
+    else:
+        strong = dq[values >= peak_fraction * values.max()]
+        lo, hi = strong.min(axis=0), strong.max(axis=0)
+        width = np.maximum(hi - lo, 1e-6)
+        lo, hi = lo - margin * width, hi + margin * width
+    edges = tuple(np.linspace(lo[k], hi[k] + 1e-12, n + 1) for k, n in enumerate(shape))
     summed, _ = np.histogramdd(dq, bins=edges, weights=values)
     counts, _ = np.histogramdd(dq, bins=edges)
-    with np.errstate(invalid="ignore"):
-        intensity = np.where(counts > 0, summed / np.maximum(counts, 1), np.nan)
-    return PointRSM(intensity, edges, axes, np.asarray(q_ref, dtype=np.float64))
+    return PointRSM(summed, counts, edges, axes, np.asarray(q_ref, dtype=np.float64))
 
 
-def plot_rsm_slices(axes, rsm: PointRSM, com_q, slab: int = 2, cmap: str = "viridis"):
-    """YZ, XZ, XY slices (mean over ±``slab`` voxels) through the centre of mass ``com_q`` (marked ×).
+def plot_rsm_slices(
+    axes, rsm: PointRSM, com_q, slab: int = 4, smooth_voxels: float = 1.5, cmap: str = "viridis"
+):
+    """YZ, XZ, XY slabs (±``slab`` voxels, default ≥ one eta step) through the centre of mass ``com_q`` (×).
 
-    ΔQ in 10⁻³ 1/Å. Returns the three images.
+    The grid is finer than the pixel/eta sampling, so the slices are shown by normalised convolution
+    (Gaussian-smoothed sum / smoothed pixel count, σ = ``smooth_voxels``), which fills the empty voxels
+    without shifting the peak. ΔQ in 10⁻³ 1/Å. Returns the three images.
     """
+    from scipy.ndimage import gaussian_filter
+
     com = rsm.to_grid(com_q)
     centres = rsm.centres
     index = [int(np.clip(np.searchsorted(c, v), 0, c.size - 1)) for c, v in zip(centres, com, strict=True)]
@@ -105,9 +136,9 @@ def plot_rsm_slices(axes, rsm: PointRSM, com_q, slab: int = 2, cmap: str = "viri
     for ax, (a, b, cut) in zip(axes, ((1, 2, 0), (0, 2, 1), (0, 1, 2)), strict=True):
         sl = [slice(None)] * 3
         sl[cut] = slice(max(index[cut] - slab, 0), index[cut] + slab + 1)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
-            plane = np.nanmean(rsm.intensity[tuple(sl)], axis=cut)
+        summed = gaussian_filter(rsm.summed[tuple(sl)].sum(axis=cut), smooth_voxels)
+        counts = gaussian_filter(rsm.counts[tuple(sl)].sum(axis=cut), smooth_voxels)
+        plane = np.where(counts > 1e-3, summed / np.maximum(counts, 1e-3), np.nan)
         extent = [
             rsm.edges[a][0] * 1e3,
             rsm.edges[a][-1] * 1e3,

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -165,16 +166,26 @@ def write_fig1_sample(out_folder: Path, n_lines: int | None = None) -> list[Path
 def cached_series(name: str, particle, settings, seed: int, force: bool = False, **write_kwargs) -> Path:
     """Simulate and write a (large) series once into the cache folder; return its dataset-file path.
 
-    The truth goes beside it as ``<name>_truth.h5``. A stamp of the settings and seed decides whether
-    an existing copy is reused.
+    The truth goes beside it as ``<name>_truth.h5``. A stamp of the settings, seed, writer options and
+    a hash of the particle's fields decides whether an existing copy is reused.
     """
     from helpers.paths import cache_dir
 
     folder = cache_dir() / "sxdm" / name
     dataset = folder / f"{name}.h5"
     stamp_path = folder / "stamp.json"
+    digest = hashlib.sha1()
+    for field_name in ("thickness_um", "d_spacing_A", "tilt_deg", "mosaic_deg", "strength", "grain_id"):
+        digest.update(np.ascontiguousarray(getattr(particle, field_name)).tobytes())
+    digest.update(repr((particle.step_um, tuple(particle.origin_um))).encode())
     stamp = json.dumps(
-        {"seed": int(seed), "settings": _settings_attrs(settings.resolved()), "particle": particle.name},
+        {
+            "seed": int(seed),
+            "settings": _settings_attrs(settings.resolved()),
+            "particle": particle.name,
+            "fields_sha1": digest.hexdigest(),
+            "write_kwargs": write_kwargs,
+        },
         sort_keys=True,
         default=str,
     )

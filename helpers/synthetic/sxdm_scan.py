@@ -34,6 +34,7 @@ API
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -48,6 +49,16 @@ MAXIPIX_SHAPE = (516, 516)
 #: chip-edge pixels that are 3 pixels wide in the 516-px Maxipix 2x2 image, and the gap pixels
 MAXIPIX_WIDE = (255, 260)
 MAXIPIX_GAP = (256, 257, 258, 259)
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread: the many tiny matrix products of a frame are 2-12x slower
+    with a multi-threaded BLAS on a loaded machine (measured: sample 6 s vs 14-77 s on 2 shared cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (comes with scikit-learn); without it only speed changes
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def maxipix_gap_mask(shape=MAXIPIX_SHAPE) -> np.ndarray:
@@ -167,11 +178,13 @@ class SxdmSimulation:
         """Yield (slow index, frames uint32 (n_fast, n_eta, ny, nx)) for each scan line (the first
         ``n_lines`` only, if given: they are identical to those of a full run).
 
-        Memory: one line, n_fast·n_eta·ny·nx·(4 + 8) bytes while it is being made.
+        Memory: one line of uint32 frames (n_fast·n_eta·ny·nx·4 bytes) plus one point's float64 frames.
         """
         rng = np.random.default_rng(self.seed_frames)
         for j in range(self.settings.n_slow if n_lines is None else min(n_lines, self.settings.n_slow)):
-            yield j, self._line(j, rng)
+            with _single_threaded_blas():
+                line = self._line(j, rng)
+            yield j, line
 
     def expected_frames(self, i_fast: int, j_slow: int, drift: bool = True) -> np.ndarray:
         """Noise-free expected counts (n_eta, ny, nx) at scan point (j_slow, i_fast), nominal monitor,
@@ -189,21 +202,22 @@ class SxdmSimulation:
         ny, nx = s.frame_shape
         n_eta = s.eta_deg.size
         cells = self._cells
-        expected = np.empty((s.n_fast, n_eta, ny, nx))
+        counts = np.empty((s.n_fast, n_eta, ny, nx), dtype=np.uint32)
+        hot_r, hot_c = self._hot
+        dead_r, dead_c = self._dead
+        gap = self._gap_local
         for i in range(s.n_fast):
             point = j * s.n_fast + i
             px, py = s.start_um[0] + i * s.step_um[0], s.start_um[1] + j * s.step_um[1]
             scale = (self.monitor[:, point] / s.monitor_mean)[:, None, None]
             # background falls on every virtual pixel, so the wide chip-edge pixels collect 3x of it
             ext = self._expected_point(px, py, cells, merge=False) * scale + s.background_per_px
-            expected[i] = self._merge_gaps(ext)
-        local = self._local_mask
-        hot_r, hot_c = self._hot
-        expected[..., hot_r, hot_c] += s.hot_rate
-        counts = rng.poisson(expected).astype(np.uint32)
-        dead_r, dead_c = self._dead
+            expected = self._merge_gaps(ext)
+            expected[:, hot_r, hot_c] += s.hot_rate
+            # one point at a time (same draws, in the same order, as one call on the whole line)
+            counts[i] = rng.poisson(expected)
         counts[..., dead_r, dead_c] = 0
-        counts[..., local] *= ~self._gap_local[local]
+        counts[..., gap] = 0
         return counts
 
     def _expected_point(
@@ -363,7 +377,6 @@ def simulate_scan(
     sim = SxdmSimulation(s, particle, mask, monitor, x_meas, y_meas, truth, seed_frames, _cells=cells)
     sim._hot = _to_local(hot_full, s.roi)
     sim._dead = _to_local(dead_full, s.roi)
-    sim._local_mask = mask[r0:r1, c0:c1] if s.maxipix_gaps else np.zeros(s.frame_shape, bool)
     gap = maxipix_gap_mask(s.detector_shape) if s.maxipix_gaps else np.zeros(s.detector_shape, bool)
     sim._gap_local = gap[r0:r1, c0:c1]
     return sim
@@ -427,10 +440,11 @@ def _truth(particle, s, cells, q_cells, sig_beam, drift, jac) -> ScanTruth:
     )
 
 
-def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, **kwargs):
+def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, frame_lines=None, **kwargs):
     """Write a simulated scan in the ID01 BLISS layout (:func:`helpers.sxdm.io.write_bliss_sxdm`).
 
-    Extra keyword arguments go to the writer (``position_names``, ``detector``, ``compression``, ...).
+    ``frame_lines`` replaces the simulated frames (default ``sim.iter_lines()``). Extra keyword
+    arguments go to the writer (``position_names``, ``detector``, ``compression``, ...).
     Returns the dataset-file path.
     """
     from helpers.sxdm.io import write_bliss_sxdm
@@ -441,7 +455,7 @@ def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, **
     return write_bliss_sxdm(
         path,
         eta_deg=s.eta_deg,
-        frame_lines=sim.iter_lines(),
+        frame_lines=sim.iter_lines() if frame_lines is None else frame_lines,
         scan_shape=(s.n_slow, s.n_fast),
         scan_start_um=s.start_um,
         scan_end_um=end,
