@@ -266,7 +266,10 @@ def reduce(
         params=params,
     )
     if out is not None:
-        write_maps(out, maps, {"input_file": str(series.path), "input_sha256": file_sha256(series.path)})
+        # the checksum covers the dataset/master file named on the command line; the per-scan detector
+        # files it links to (GBs of frames) are listed in ``scans`` but not hashed
+        write_maps(out, maps, {"input_file": str(series.path), "input_sha256": file_sha256(series.path),
+                               "input_kind": series.kind})
     return maps
 
 
