@@ -174,3 +174,19 @@ def test_single_eta_warns_and_flags(scan):
         maps = R.reduce(one, method="com", progress=False, min_counts=1)
     usable = (maps.flags & M.FLAG_BITS["no_data"]) == 0
     assert np.all(maps.flagged("truncated_rocking")[usable])
+
+
+def test_xsocs_master_file_gives_the_same_maps(scan, tmp_path):
+    """INPUT may be an XSOCS master file (make_xsocs_links of the same BLISS file): same frames and
+    geometry, but no pixel mask: the hot pixels are found from the data, and with no background
+    subtraction (dead pixels are then irrelevant) the Q maps agree to 1e-12 Å⁻¹."""
+    pytest.importorskip("xsocs")
+    from xsocs.io.bliss import make_xsocs_links
+
+    path, _ = scan
+    master = make_xsocs_links(str(path), str(tmp_path / "xsocs"))
+    a = R.reduce(master, method="com", progress=False, background=0.0)
+    b = R.reduce(path, method="com", progress=False, background=0.0)
+    assert a.params["hot_pixels_detected"] > 0 and b.params["hot_pixels_detected"] == 0
+    np.testing.assert_allclose(a.q, b.q, rtol=1e-12, atol=1e-12)  # Å⁻¹: XSOCS stores q to ~1e-15
+    np.testing.assert_array_equal(a.flags, b.flags)

@@ -34,7 +34,7 @@ def add_arguments(parser, name: str = "sxdm-maps") -> None:
                         help="counts/pixel/frame treated as saturated (default: Maxipix 11810)")
     parser.add_argument("--median", type=int, default=None, help="odd median kernel per frame (default off)")
     parser.add_argument("--memory-mb", type=float, default=256.0, help="memory budget of the frame chunks "
-                        "(default 256 MB; the process adds ~250 MB of libraries)")
+                        "(default 256 MB; the process adds ~200 MB of libraries)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -455,11 +455,18 @@ def read_provenance(path) -> dict:
 def reference_maps(maps: SxdmMaps, q_ref: np.ndarray) -> dict:
     """Strain, tilt and their errors of another Q field ``q_ref`` (ny, nx, 3) in ``maps``'s conventions.
 
+    ``q_ref=None`` returns the same keys filled with NaN (a file without truth).
+
     Strain is relative to ``q_ref``'s own mean d over ``maps.mask``, tilt to the same peak frame and
     relative to ``q_ref``'s mean tilt over the mask, so that a constant offset (a reference choice)
     is not counted as an error. Returns arrays ``strain``, ``tilt_xy_deg``, ``tilt_deg``,
     ``tilt_azimuth_deg``, ``d_spacing`` and the RMSEs ``strain_rmse``, ``tilt_rmse_deg`` over the mask.
     """
+    if q_ref is None:  # no reference (a measured file without truth): NaN maps, NaN errors
+        nan = np.full(maps.shape, np.nan)
+        return {"strain": nan, "d_spacing": nan, "tilt_xy_deg": np.full(maps.shape + (2,), np.nan),
+                "tilt_deg": nan, "tilt_azimuth_deg": nan, "strain_error": nan, "tilt_error_deg": nan,
+                "strain_rmse": float("nan"), "tilt_rmse_deg": float("nan")}
     q_ref = np.asarray(q_ref, float)
     mask = maps.mask & np.isfinite(q_ref).all(axis=-1) & np.isfinite(maps.q).all(axis=-1)
     d_ref = 2 * np.pi / np.linalg.norm(q_ref, axis=-1)
@@ -516,7 +523,8 @@ def tilt_colours(tilt_deg, azimuth_deg, mask, max_tilt_deg: float | None = None)
     from matplotlib.colors import hsv_to_rgb
 
     tilt = np.nan_to_num(np.asarray(tilt_deg, float))
-    top = max_tilt_deg or (np.percentile(tilt[mask], 98) if np.any(mask) else 1.0) or 1.0
+    top = max_tilt_deg or (np.percentile(tilt[mask], 98) if np.any(mask) else 1.0)
+    top = float(top) if np.isfinite(top) and top > 0 else 1.0
     hsv = np.stack(
         [
             (np.nan_to_num(np.asarray(azimuth_deg, float)) % 360.0) / 360.0,
@@ -552,6 +560,10 @@ def plot_pole_figure(ax, maps: SxdmMaps, tilt_deg=None, azimuth_deg=None, max_ti
     ax.scatter(t * np.cos(a), t * np.sin(a), c=rgb[m], s=8, edgecolors="0.3", linewidths=0.2)
     ax.axhline(0, color="0.7", lw=0.5)
     ax.axvline(0, color="0.7", lw=0.5)
+    finite = t[np.isfinite(t)]
+    reach = 1.1 * float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-reach, reach)
     ax.set_aspect("equal")
     ax.set_xlabel("tilt towards X (deg)")
     ax.set_ylabel("tilt towards Y (deg)")

@@ -85,6 +85,18 @@ def estimate_background(frames, gain, pixel_ok, ring_px: int = 4, keep_fraction:
     return float(np.mean(keep))
 
 
+def detect_hot_pixels(frames, pixel_ok, min_fraction: float = 0.9) -> np.ndarray:
+    """Pixels that count in at least ``min_fraction`` of all frames of a chunk (bool (ny, nx)).
+
+    A hot pixel counts in every frame whatever the point and the rocking angle; a pixel of a Bragg
+    peak counts only at the few eta of the points on the crystal, and a background pixel rarely. Files
+    without a pixel mask (XSOCS master files, some detector files) need this; with a mask it finds
+    nothing new.
+    """
+    lit = np.count_nonzero(frames.reshape(-1, *frames.shape[-2:]) > 0, axis=0)
+    return (lit >= min_fraction * frames.shape[0] * frames.shape[1]) & np.asarray(pixel_ok, bool)
+
+
 def median_filter_frames(frames, size: int):
     """``size × size`` median of every detector frame (odd ``size`` ≥ 3; an even kernel is refused).
 
@@ -118,6 +130,7 @@ def reduce(
     window_sigma: float | None = 4.0,
     edge_fraction: float = 0.02,
     split_fraction: float = 0.2,
+    hot_pixels: bool = True,
     memory_limit_mb: float = 256.0,
     points_per_chunk: int | None = None,
     progress: bool = True,
@@ -137,6 +150,8 @@ def reduce(
     saturation : counts per pixel per frame treated as saturated (excluded and flagged)
     median_size : odd median kernel per frame, ``None`` = no filter (see module docstring)
     window_sigma : half-size of the moment/fit box in peak σ (``None`` = the whole ROI)
+    hot_pixels : also mask pixels counting in ≥ 90 % of the first chunk's frames
+        (:func:`detect_hot_pixels`; needed for inputs without a pixel mask, e.g. XSOCS master files)
     memory_limit_mb, points_per_chunk : chunking (``points_per_chunk`` overrides the limit)
     progress : show a tqdm progress bar
     """
@@ -183,6 +198,7 @@ def reduce(
     if bg_value is not None and not (np.isfinite(bg_value) and bg_value >= 0):
         raise ValueError(f"background {background!r}: give 'auto' or a number ≥ 0 (counts/pixel/frame)")
 
+    n_hot = None
     bar = tqdm(total=n_points, desc="sxdm-maps", unit="pt", disable=not progress)
     # sequential reads: h5py serialises I/O behind one lock anyway, and a reader thread next to the
     # numba thread pool risked a lock-order deadlock inside Jupyter kernels
@@ -190,6 +206,10 @@ def reduce(
         gain = gain_all[sl]
         if median_size is not None:
             frames = median_filter_frames(frames, median_size)
+        if n_hot is None:
+            hot = detect_hot_pixels(frames, pixel_ok) if hot_pixels else np.zeros_like(pixel_ok)
+            n_hot = int(hot.sum())
+            pixel_ok = pixel_ok & ~hot
         if bg_value is None:
             bg_value = estimate_background(frames, gain, pixel_ok)
         res = pk.analyse_peaks(
@@ -218,6 +238,8 @@ def reduce(
         "window_sigma": "none" if window_sigma is None else float(window_sigma),
         "edge_fraction": float(edge_fraction),
         "split_fraction": float(split_fraction),
+        "hot_pixels_detected": int(n_hot or 0),
+        "pixels_masked": int((~pixel_ok).sum()),
         "points_per_chunk": int(points_per_chunk),
         "detector": series.detector,
         "roi": list(series.roi),
@@ -244,7 +266,10 @@ def reduce(
         params=params,
     )
     if out is not None:
-        write_maps(out, maps, {"input_file": str(series.path), "input_sha256": file_sha256(series.path)})
+        # the checksum covers the dataset/master file named on the command line; the per-scan detector
+        # files it links to (GBs of frames) are listed in ``scans`` but not hashed
+        write_maps(out, maps, {"input_file": str(series.path), "input_sha256": file_sha256(series.path),
+                               "input_kind": series.kind})
     return maps
 
 
