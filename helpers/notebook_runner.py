@@ -47,7 +47,13 @@ def read_notebook(path: Path):
     return jupytext.read(source, fmt="py:percent")
 
 
-def execute_notebook(path: Path, timeout_s: int = 1800) -> float:
+#: seconds one cell may run before the notebook is abandoned (no workbook cell needs a minute)
+CELL_TIMEOUT_S = 600
+#: fresh-kernel attempts per notebook: a lost kernel message (nbclient#312) must not hang a whole run
+ATTEMPTS = 2
+
+
+def execute_notebook(path: Path, timeout_s: int = CELL_TIMEOUT_S) -> float:
     """Execute one notebook in place with a fresh ``python3`` kernel; returns the wall time (s).
 
     The cells come from the paired ``.py`` source (the file people edit) when there is one; the
@@ -87,8 +93,26 @@ def reproduce(selection: list[str] | None = None) -> None:
     total = 0.0
     for path in paths:
         print(f"executing {path.name} ...", flush=True)
-        wall_s = execute_notebook(path)
+        wall_s = _execute_with_retry(path)
         total += wall_s
         print(f"  done in {wall_s:.1f} s", flush=True)
     n_figures = len(list(figures.glob("*.png")))
     print(f"{len(paths)} notebook(s) executed in {total:.1f} s; {n_figures} figure(s) in {figures}")
+
+
+def _execute_with_retry(path: Path) -> float:
+    """:func:`execute_notebook`, once more with a fresh kernel if a cell times out."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return execute_notebook(path)
+        except (CellTimeoutError, DeadKernelError) as err:
+            if attempt == ATTEMPTS:
+                raise RuntimeError(
+                    f"{path.name}: a cell ran longer than {CELL_TIMEOUT_S} s (or the kernel died) "
+                    f"{ATTEMPTS} times; the stored notebook is unchanged"
+                ) from err
+            print(f"  {type(err).__name__}; retrying {path.name} with a fresh kernel", flush=True)
+    raise AssertionError("unreachable")
+
