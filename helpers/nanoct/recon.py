@@ -10,6 +10,13 @@ Backends (``method``):
 
 - ``"fbp"``: the workbook's FBP: algotom's ramp filter and a numba back-projector parallel over image
   rows, written in the convention (no flip, no calibration), gain 1 — the reference.
+- ``"gridding"`` (alias ``"nufft"``): the same FBP evaluated in Fourier space (Fourier-slice theorem):
+  the ramp-filtered projections (same filter as ``"fbp"``) are Fourier transformed and summed onto
+  the Cartesian image by finufft's type-1 non-uniform FFT, the exact adjoint of the Radon transform.
+  The linear interpolation of ``"fbp"`` is reproduced exactly in Fourier space (the sample spectrum
+  times sinc², kept up to ``GRIDDING_NU_MAX`` cycles/px, i.e. with its first aliases), so the two
+  agree to 0.09 % NRMSE at 2048 px (the neglected aliases beyond 1.5 cycles/px) at O(N_θ·n + n² log n)
+  cost instead of O(N_θ·n²). Needs ``finufft``.
 - ``"algotom_fbp"``: algotom's own FBP. Its CPU back-projector runs threads over angles that add into
   one shared image (a data race: repeated calls differed by up to 15 % of the signal on 2 cores), so
   it is run with one numba thread; it returns the image flipped up-down, which we flip back.
@@ -29,7 +36,9 @@ import functools
 
 import numpy as np
 
-METHODS = ("fbp", "algotom_fbp", "dfi", "gridrec", "skimage")
+METHODS = ("fbp", "gridding", "nufft", "algotom_fbp", "dfi", "gridrec", "skimage")
+GRIDDING_NU_MAX = 1.5  # cycles/px of the interpolated projection kept by "gridding" (baseband + first alias)
+GRIDDING_EPS = 1e-5  # finufft relative tolerance (single precision)
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,6 +94,105 @@ def _workbook_fbp(sinogram, angles_rad, center, filter_name):
     return out * np.float32(np.pi / n_ang)
 
 
+@functools.lru_cache(maxsize=8)
+def _ramp_window(width: int, filter_name: str | None) -> np.ndarray:
+    """algotom's ramp (× smoothing window) for a padded row of ``width``, in ``rfft`` order."""
+    from algotom.rec.reconstruction import make_2d_ramp_window
+
+    full = np.fft.ifftshift(make_2d_ramp_window(1, width, filter_name)[0])
+    # algotom keeps the real part of the filtered rows: Re ifft(X·H) = ifft(X·H_h) with the Hermitian
+    # part H_h(f) = (H(f) + H*(−f))/2 (differs from H for windows not symmetric about 0, e.g. even
+    # widths); H_h's rfft half then holds all of it
+    hermitian = 0.5 * (full + np.conj(np.roll(full[::-1], 1)))
+    return hermitian[: width // 2 + 1].astype(np.complex64)
+
+
+def ramp_filter(sinogram: np.ndarray, filter_name: str | None = None) -> np.ndarray:
+    """algotom's ``apply_ramp_filter`` (edge padding of min(0.15 n, 150) px) with real float32 FFTs.
+
+    Same filter, same padding, same crop; 5–10× faster (``scipy.fft`` rfft, 2 workers). Tested equal
+    to algotom's to float32 precision.
+    """
+    n_ang, n_det = sinogram.shape
+    pad = min(int(0.15 * n_det), 150)
+    width = n_det + 2 * pad
+    padded = np.pad(sinogram.astype(np.float32, copy=False), ((0, 0), (pad, pad)), mode="edge")
+    from scipy import fft
+
+    spectrum = fft.rfft(padded, axis=1, workers=-1)
+    spectrum *= _ramp_window(width, filter_name)[None, :]
+    out = fft.irfft(spectrum, n=width, axis=1, workers=-1)
+    # algotom's filter ends with an ifftshift of the rows (its kernel is centred at width // 2)
+    index = (np.arange(pad, pad + n_det) + width // 2) % width
+    return np.ascontiguousarray(out[:, index], dtype=np.float32)
+
+
+class _GriddingPlan:
+    """finufft type-1 plan and per-point factors for one (n_det, centre, angle set): reused per slice.
+
+    Memory: ≈ 24 B per non-uniform point (float32 coordinates, complex64 factor, finufft's sort
+    index) with N_θ × 1.5 L points (L ≈ 1.22 n_det), plus finufft's 2n × 2n complex64 fine grid:
+    ≈ 0.45 GiB at 2048 × 3203.
+    """
+
+    def __init__(self, n_det: int, center: float, angles_rad: np.ndarray, eps: float, nu_max: float):
+        try:
+            import finufft
+        except ImportError as err:
+            raise ImportError(
+                "method='gridding' needs finufft: `pip install finufft` (or conda-forge), "
+                "or use method='fbp'"
+            ) from err
+        from scipy import fft
+
+        # detector support must not wrap onto the image circle in the period L: L > R + max|s|
+        reach = (n_det - 1) / np.sqrt(2.0) + max(center, n_det - 1 - center) + 2
+        self.period = fft.next_fast_len(int(np.ceil(reach)), real=False)
+        m = np.arange(int(np.floor(nu_max * self.period)) + 1)
+        self.index = m % self.period  # DFT bin of each frequency (aliases repeat the spectrum)
+        nu = 2 * np.pi * m / self.period  # rad/px
+        # Hermitian symmetry: the image is 2·Re of the sum over ν ≥ 0 (ν = 0 and Nyquist once)
+        weight = np.full(m.shape, 2.0)
+        weight[0] = 1.0
+        if 2 * m[-1] == self.period:
+            weight[-1] = 1.0
+        # linear interpolation of the detector samples = their spectrum × sinc²(ν) (all aliases)
+        weight *= np.sinc(m / self.period) ** 2 / self.period
+        cos_t, sin_t = np.cos(angles_rad)[:, None], np.sin(angles_rad)[:, None]
+        # image pixel x = k + offset with finufft's mode k (offset ½ for even n); detector s = i − center
+        offset = n_det // 2 - (n_det - 1) / 2.0
+        shift = center + offset * (cos_t + sin_t)
+        self.factor = (weight[None, :] * np.exp(1j * nu[None, :] * shift)).astype(np.complex64)
+        wx = np.mod(nu[None, :] * cos_t + np.pi, 2 * np.pi) - np.pi  # aliases fold onto [−π, π)
+        wy = np.mod(nu[None, :] * sin_t + np.pi, 2 * np.pi) - np.pi
+        self.plan = finufft.Plan(1, (n_det, n_det), eps=eps, isign=1, dtype=np.complex64)
+        # finufft's first axis is image rows (y)
+        self.plan.setpts(wy.astype(np.float32).ravel(), wx.astype(np.float32).ravel())
+
+    def __call__(self, filtered: np.ndarray) -> np.ndarray:
+        from scipy import fft
+
+        spectrum = fft.fft(filtered, n=self.period, axis=1, workers=-1)
+        strengths = spectrum[:, self.index]
+        strengths *= self.factor
+        return self.plan.execute(strengths.ravel()).real
+
+
+@functools.lru_cache(maxsize=1)
+def _gridding_plan(n_det, center, angle_bytes, eps, nu_max):
+    return _GriddingPlan(n_det, center, np.frombuffer(angle_bytes, dtype=np.float64), eps, nu_max)
+
+
+def _gridding_fbp(sinogram, angles_rad, center, filter_name):
+    """FBP by gridding: ramp filter, 1-D FFT of each projection, type-1 NUFFT onto the image, × π/N_θ."""
+    plan = _gridding_plan(
+        sinogram.shape[1], float(center), np.ascontiguousarray(angles_rad).tobytes(), GRIDDING_EPS,
+        GRIDDING_NU_MAX,
+    )
+    img = plan(ramp_filter(sinogram, filter_name))
+    return (img * (np.pi / len(angles_rad))).astype(np.float32)
+
+
 def _check(sinogram: np.ndarray, angles_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # contiguous copy: algotom's numba FBP silently returns a wrong image for a strided view
     sinogram = np.ascontiguousarray(sinogram, dtype=np.float32)
@@ -118,6 +226,8 @@ def _raw(sinogram, angles_rad, center, method, filter_name):
     """Backend call, no orientation or gain correction."""
     if method == "fbp":
         return _workbook_fbp(sinogram, angles_rad, center, filter_name)
+    if method in ("gridding", "nufft"):
+        return _gridding_fbp(sinogram, angles_rad, center, filter_name)
     if method == "algotom_fbp":
         import numba
         from algotom.rec.reconstruction import fbp_reconstruction
@@ -256,9 +366,10 @@ def reconstruct(
         the projected δ in pixel units).
     angles_rad : one angle per row (rad); 180° or 360° scans.
     center : rotation-axis position in detector pixels (default the middle, (n_det−1)/2).
-    method : ``"fbp"`` (reference), ``"dfi"``, ``"gridrec"`` (needs tomopy), ``"skimage"``.
-    filter_name : algotom filter window (``None`` = pure ramp, or ``"hann"``, ``"shepp"``, …) for
-        ``fbp``/``dfi``; a window lowers noise and resolution.
+    method : ``"fbp"`` (reference), ``"gridding"``/``"nufft"`` (the same FBP by NUFFT, ~10× faster;
+        needs finufft), ``"algotom_fbp"``, ``"dfi"``, ``"gridrec"`` (needs tomopy), ``"skimage"``.
+    filter_name : algotom filter window (``None`` = pure ramp, or ``"hann"``, ``"hamming"``, …) for
+        ``fbp``/``gridding``/``dfi``; a window lowers noise and resolution.
     """
     sinogram, angles_rad = _check(sinogram, angles_rad)
     n_det = sinogram.shape[1]
@@ -269,7 +380,7 @@ def reconstruct(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
     img = _raw(sinogram, angles_rad, float(center), method, filter_name)
-    if method == "fbp":
+    if method in ("fbp", "gridding", "nufft"):
         return np.ascontiguousarray(img, dtype=np.float32)
     if method == "algotom_fbp":
         return np.ascontiguousarray(np.flipud(img), dtype=np.float32)
