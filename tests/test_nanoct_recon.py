@@ -44,7 +44,7 @@ def test_fbp_has_gain_one_and_the_documented_orientation(analytic):
 
 
 def test_fbp_is_deterministic_unlike_multithreaded_algotom(analytic):
-    """The workbook's back-projector gives bit-identical repeats; algotom's (run single-threaded) too.
+    """The workbook's back-projector and gridding give bit-identical repeats; algotom's (1 thread) too.
 
     algotom 1.7's ``back_projection_cpu`` adds into one image from threads over angles: run with
     several numba threads its repeats differed by up to 0.15 (15 % of the signal) in this test.
@@ -52,6 +52,8 @@ def test_fbp_is_deterministic_unlike_multithreaded_algotom(analytic):
     _, angles, sino, _ = analytic
     first = recon.reconstruct(sino, angles)
     np.testing.assert_array_equal(recon.reconstruct(sino, angles), first)
+    grid = recon.reconstruct(sino, angles, method="gridding")
+    np.testing.assert_array_equal(recon.reconstruct(sino, angles, method="gridding"), grid)
     again = recon.reconstruct(sino, angles, method="algotom_fbp")
     np.testing.assert_array_equal(recon.reconstruct(sino, angles, method="algotom_fbp"), again)
 

@@ -200,7 +200,15 @@ class _GriddingPlan:
             wx[a : a + 256] = np.mod(nu[None, :] * cos_t + np.pi, 2 * np.pi) - np.pi  # aliases fold
             wy[a : a + 256] = np.mod(nu[None, :] * sin_t + np.pi, 2 * np.pi) - np.pi
         self.plan = finufft.Plan(
-            1, (n_det, n_det), eps=eps, isign=1, dtype=np.complex64, upsampfac=GRIDDING_UPSAMPLING
+            1,
+            (n_det, n_det),
+            eps=eps,
+            isign=1,
+            dtype=np.complex64,
+            upsampfac=GRIDDING_UPSAMPLING,
+            # one thread: finufft's threads add sub-grids in varying order (repeats differ at float32
+            # rounding); single-threaded it is bit-reproducible and, on 2 shared cores, as fast
+            nthreads=1,
         )
         # finufft's first axis is image rows (y); the plan keeps references to the coordinates
         self.points = (wy.ravel(), wx.ravel())
