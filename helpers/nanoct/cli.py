@@ -10,8 +10,8 @@ run continues where it stopped:
 
 Peak memory (float32, B = 4 bytes): phase pass ≈ B·batch·rows·cols·(n_distances + 3) plus the flats,
 darks and FFT padding of one image; slab pass ≈ B·slab·n_proj·cols·2 + B·slab·cols²·2, plus, with the
-default ``--method gridding``, its NUFFT plan (≈ 90 B·n_proj·cols + 48 B·cols², 0.8 GiB at 2048 × 3203
-angles; ``--method fbp`` needs none of it but is ~30× slower). Both are
+default ``--method gridding``, its NUFFT plan (≈ 90 B·n_proj·cols + 48 B·cols², 0.9 GiB at 2048 × 3203
+angles; ``--method fbp`` needs none of it but is ~25× slower). Both are
 independent of the number of slices; :func:`memory_bound_bytes` computes the bound that
 ``tests/test_nanoct_cli.py`` checks against ``tracemalloc``. Not included: the interpreter and libraries
 and the one-time numba compilation of the back-projector (≈ 0.3 GB process RSS in all).

@@ -146,7 +146,8 @@ def gridding_memory_bytes(n_angles: int, n_det: int, center: float | None = None
     strengths (8 B/point), the projections' spectra (8 B × n_angles × L), the float32 ramp-filter
     work rows (16 B × n_angles × 1.3 n_det), finufft's 1.25n × 1.25n complex64 fine grid and the
     n × n complex64 output with its float copies (≤ 48 B × n²); the plan is built in blocks of 256 angles
-    (≤ 40 B × 256 × 1.5 L transient). ≈ 0.8 GiB at 2048 × 3203.
+    (≤ 40 B × 256 × 1.5 L transient). ≈ 0.9 GiB at 2048 × 3203 (worst-case centre; measured numpy
+    peak 0.44 GB, `benchmarks/RESULTS_ct_recon.md`).
     """
     period = _gridding_period(n_det, 0.0 if center is None else float(center))
     points = n_angles * (int(np.floor(GRIDDING_NU_MAX * period)) + 1)
@@ -369,7 +370,8 @@ def calibration(method: str, n_det: int, angle_key: tuple) -> tuple[str, float, 
     gain (mean over the big disk's interior divided by its value) and the (row, col) shift that aligns
     the result with the exact image (phase correlation, 1/20 px; algotom DFI and scikit-image put the
     centre at n/2 instead of (n−1)/2 for even n: a half-pixel shift). Cached per size and angle set.
-    Used for every backend except ``fbp``/``algotom_fbp``, whose conventions are pinned by tests.
+    Used for every backend except ``fbp``/``gridding``/``algotom_fbp``, whose conventions are pinned
+    by tests.
     """
     from skimage.registration import phase_cross_correlation
 
