@@ -289,8 +289,8 @@ def test_relative_dynamic_merges_a_fused_peanut_but_not_touching_balls():
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def paper_cnr_case():
-    """128³ phantom with paper-like particle sizes in voxels (d50 1.2 µm = 48 voxels; the paper's is
-    1.9 µm = 76 voxels; 37 particles), rendered at the paper's CNR 2.3 and, as reference, at CNR 12."""
+    """128³ phantom with larger particles (``d50_volume_um=1.2`` asked, drawn d50 0.9 µm = 36 voxels,
+    37 particles; the paper's is 1.9 µm = 76 voxels), rendered at the paper's CNR 2.3."""
     ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((128, 128, 128), rng=0, d50_volume_um=1.2)
     low = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=2.3, blur_sigma_vox=0.5).volume_8bit
@@ -299,15 +299,15 @@ def paper_cnr_case():
 
 def test_denoising_restores_the_three_phase_fit_and_segmentation_at_paper_cnr(paper_cnr_case):
     """At CNR 2.3 the raw fit refuses (Ashman's D < 2); after TV denoising it succeeds (measured D 2.15,
-    4.08) and the chain reaches: NMC volume within ±8 % of truth (measured +4.1 %; one grey level moves
-    the NMC volume by ~3 % here, so ±8 % is ±2.5 grey levels, the spread between the glue/NMC mid-grey,
-    135, and the best global threshold against truth, 135–136, over filters and seeds); ≥ 30 % of the 37
-    particles matched at IoU ≥ 0.8 (measured 43 %; binomial σ over 37 particles is 8 %, so 30 % is
-    −1.6σ); over- and under-segmentation ≤ 20 % (measured 11 %, 4 %). The same phantom at CNR 12
-    without denoising: 100 % matched, NMC volume −0.4 %. The loss is physical: the residual noise
-    and the filter's edge rounding move a particle's surface by ~1 voxel, which costs a 48-voxel
-    particle ~12 % of its IoU; the weighted-crossing threshold would give −18 % NMC volume and 16 %
-    matched (see :attr:`PhaseFit.threshold_nmc_midpoint`)."""
+    4.17) and the chain reaches: NMC volume within ±8 % of truth (measured +3.0 %; one grey level moves
+    the NMC volume by ~3 % here, so ±8 % is ±2.5 grey levels, the spread of the mid-grey threshold,
+    134.6–136.3, and the best global threshold against truth, 135–137, over the three filters);
+    ≥ 30 % of the 37 particles matched at IoU ≥ 0.8 (measured 40.5 %; binomial σ over 37 particles is
+    8 %, so 30 % is −1.3σ); over- and under-segmentation ≤ 20 % (measured 2.7 %, 8.1 %). The same
+    phantom at CNR 12 without denoising: 100 % matched, NMC volume −0.4 %. The loss is physical: the
+    residual noise and the filter's edge rounding move a particle's surface by ~1 voxel, which costs a
+    36-voxel particle ~6/36 = 17 % of its IoU; the weighted-crossing threshold would give −17 % NMC
+    volume and 16 % matched (see :attr:`PhaseFit.threshold_nmc_midpoint`)."""
     from helpers.nanoct.denoise import denoise_volume
 
     phantom, low, nmc_true = paper_cnr_case
