@@ -328,7 +328,8 @@ def test_denoising_restores_the_three_phase_fit_and_segmentation_at_paper_cnr(pa
 def test_slabwise_denoising_equals_whole_volume(paper_cnr_case, method):
     """Median and NLM are local: with the default halo (their reach) blocks give exactly the
     whole-volume result. TV (Chambolle, 30 fixed iterations) reaches further, but with its 12-voxel
-    halo it differs by at most 1 grey level (rounding) in ≤ 0.5 % of the voxels (measured: MEAS)."""
+    halo it differs by at most 1 grey level (rounding) in ≤ 0.5 % of the voxels (measured: 2 of 73 728 voxels,
+    slabs and tiles alike)."""
     from helpers.nanoct.denoise import denoise_volume
 
     _, low, _ = paper_cnr_case
@@ -344,7 +345,7 @@ def test_slabwise_denoising_equals_whole_volume(paper_cnr_case, method):
         assert diff_tiles.max() <= 1 and np.mean(diff_tiles > 0) <= 5e-3
     else:
         assert diff.max() == 0 and diff_tiles.max() == 0
-    # it really denoises: the local grey scatter (neighbour differences) drops by > 2×
+    # it really denoises: the local grey scatter (neighbour differences) drops by > 2× (TV: 14×)
     assert np.diff(whole.astype(float), axis=2).std() < 0.5 * np.diff(crop.astype(float), axis=2).std()
 
 
