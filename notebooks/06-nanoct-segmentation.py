@@ -126,7 +126,7 @@ print(f"best threshold against the true NMC mask: {best} (mask IoU {iou.max():.3
 # `helpers.nanoct.denoise.denoise_volume` runs total-variation denoising (Chambolle, scikit-image; weight
 # 0.2, 30 iterations) in overlapping blocks, so memory stays bounded on the paper's volume. TV was chosen
 # over non-local means and a 3-D median by `benchmarks/RESULTS_ct_denoise.md`: NLM matches a few more
-# particles (49 % vs 40 %) at 15× the cost, the median fewer (35 %). After smoothing, the edge voxels fill
+# particles (49 % vs 40 %) at 8–15× the cost, the median fewer (35 %). After smoothing, the edge voxels fill
 # the glue component, which grows wide and pulls the weighted glue/NMC crossing toward NMC; the threshold
 # is then the glue/NMC **mid-grey**, the 50 % level of a blurred edge.
 

@@ -22,7 +22,8 @@ Measured on a 128³ powder phantom (37 particles, d50 36 voxels) at CNR 2.3
 (``benchmarks/RESULTS_ct_denoise.md``): all three restore D > 2; with the glue/NMC mid-grey threshold
 TV matches 40 % of the particles at IoU ≥ 0.8 (NMC volume +3.0 %), NLM 49 % (+2.5 %), the median 35 %
 (+2.3 %); TV and NLM reach the same best mask IoU with the NMC truth (0.87, median 0.84), and TV costs
-~1/15 of NLM (0.8 s vs 12.5 s), hence the default. On the default phantom's smaller particles (d50 28
+1/8 to 1/15 of NLM (0.7 s vs 5.7 s, 0.8 s vs 12.5 s in two runs on the shared 2-core machine), hence
+the default. On the default phantom's smaller particles (d50 28
 voxels) the median does not restore D > 2 at all.
 
 The result keeps the input's grey scale (rounded back to uint8, no rescaling), so the phantom's or the
