@@ -251,6 +251,19 @@ for key, value in summary.items():
 # dark tail. The paper's 2–3× wider particle peak
 # therefore needs unresolved structure (sub-voxel voids, cracks, composition) that the phantom lacks.
 #
+# **At the paper's CNR 2.3** (this notebook uses CNR 12) the voids are lost even after denoising. On the
+# 128³ phantom of `benchmarks/RESULTS_ct_denoise.md` (37 particles, 6 with 12–24 % voids, 5.1 % of the
+# particle volume), `segment_particles(volume, denoise="tv")` finds the particles and the NMC volume
+# (+3 %), but the void fraction inside the found particles is 0.000 for TV, NLM and the median alike:
+# only 11 % of the true void voxels lie inside the found outlines. At CNR 2.3 the smoothed voids
+# connect to the outside through the noisy edge, so hole filling no longer encloses them and the voided
+# particles themselves are found poorly (IoU 0.09–0.78 with their true outlines; a morphological
+# closing of radius 2–4 voxels of each found particle brings back at most 0.13 % void fraction). The
+# grey values still carry the voids: inside the *true* outlines, grey ≤ the air/NMC mid-grey marks a
+# void fraction of 4.7 % (truth 5.1 %; 73 % of void voxels found, 80 % of those found are voids). So at
+# the paper's CNR, void fractions need particle outlines that do not come from the same threshold (a
+# convex hull or a shape prior), which this workbook does not yet do.
+#
 # **What's next:** run `nmc-workbook ct-analyse VOLUME.h5 --out analysis.h5` on your own 8-bit volume:
 # the void table is written per particle and per void, with parameters and input checksum.
 

@@ -1,7 +1,8 @@
 """``nmc-workbook ct-analyse``: segment particles of an 8-bit nano-CT volume, measure voids (and shape).
 
-Reads the volume memory-mapped or slab-wise (HDF5, TIFF, .npy; never modified), fits the three grey
-phases (or takes ``--threshold``), labels and splits particles per cluster, measures every particle's
+Reads the volume memory-mapped or slab-wise (HDF5, TIFF, .npy; never modified), optionally denoises it
+(``--denoise tv|nlm|median``, needed at the paper's CNR ≈ 2.3), fits the three grey phases (or takes
+``--threshold``), labels and splits particles per cluster, measures every particle's
 voids, adds the morphology table when ``helpers.nanoct.morphology`` is installed, and writes one HDF5
 file (particle labels, compressed; tables; parameters, units, input name and SHA-256 as attributes)
 plus CSV tables beside it.
@@ -28,6 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--void-threshold", type=float,
                         help="grey threshold for voids inside particles; default: air/NMC mid-grey of "
                              "the fit, or --threshold when given")
+    parser.add_argument("--denoise", choices=("tv", "nlm", "median"),
+                        help="denoise before the fit and threshold (needed at CNR ≲ 4; see "
+                             "helpers.nanoct.denoise): tv (fast, default choice), nlm, median")
+    parser.add_argument("--denoise-strength", type=float,
+                        help="TV weight (default 0.2), NLM h in grey levels (30) or median edge (5)")
+    parser.add_argument("--threshold-rule", choices=("crossing", "midpoint"),
+                        help="fitted NMC threshold: weighted glue/NMC crossing (default) or glue/NMC "
+                             "mid-grey (default with --denoise)")
     parser.add_argument("--h", type=float, default=1.0, help="h-maxima dynamic of the distance map, voxels")
     parser.add_argument("--min-particle-voxels", type=int, default=8, help="smaller NMC clusters are noise")
     parser.add_argument("--resolution-um", type=float, default=0.05,
@@ -55,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import helpers
     from helpers.nanoct import segment as seg
     from helpers.nanoct import voids as vd
+    from helpers.nanoct.denoise import DEFAULT_STRENGTH
     from helpers.nanoct.volume_io import file_sha256, open_volume
 
     src = Path(args.volume)
@@ -65,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
         raise OSError("--out must not be the input volume (inputs are never modified)")
     volume = open_volume(src, args.dataset)
     result = seg.segment_particles(volume, threshold=args.threshold, h=args.h,
-                                   min_particle_voxels=args.min_particle_voxels)
+                                   min_particle_voxels=args.min_particle_voxels,
+                                   denoise=args.denoise, denoise_strength=args.denoise_strength,
+                                   threshold_rule=args.threshold_rule)
+    if result.denoised is not None:
+        volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
     if args.void_threshold is not None:
         void_threshold = args.void_threshold
     elif result.phase_fit is not None:
@@ -91,7 +105,12 @@ def run(args: argparse.Namespace) -> int:
             "input_file": src.name, "input_dataset": args.dataset or "", "input_sha256": file_sha256(src),
             "voxel_size_um": args.voxel_size_um, "nmc_threshold_grey": result.threshold,
             "void_threshold_grey": void_threshold, "h_maxima_voxels": args.h,
-            "min_particle_voxels": args.min_particle_voxels, "resolution_um": args.resolution_um,
+            "min_particle_voxels": args.min_particle_voxels,
+            "denoise_method": args.denoise or "none",
+            "denoise_strength": (float(DEFAULT_STRENGTH.get(args.denoise, np.nan))
+                                 if args.denoise_strength is None else args.denoise_strength),
+            "threshold_rule": args.threshold_rule or ("midpoint" if args.denoise else "crossing"),
+            "resolution_um": args.resolution_um,
             "n_particles": result.n_particles, "n_clusters": result.n_clusters,
             "n_removed_small_clusters": result.n_removed_small,
             "defective_share": float(particles.defective.mean()),
