@@ -1,0 +1,274 @@
+"""Sample drift between the eta maps of an SXDM series: per-eta maps, estimate, diagnostic, correction.
+
+Each eta of an SXDM series is a separate 2-D piezo map; between maps the sample drifts by tens of nm,
+which the piezo encoders do not see. Scan point p of eta map e then sees the sample at p + d_e, and
+the 3-D peak of a point mixes rocking-curve samples taken at different places.
+
+Conventions: a drift is (dx, dy) in µm (x = fast ``pix`` axis, y = slow ``piy`` axis), the sample's
+displacement at eta map e relative to the middle map (index n_eta // 2), as in the forward model.
+Correction interpolates each eta map's frames onto the common grid: the corrected frame at grid point
+r is the bilinear interpolation of the measured frames of eta map e at r − d_e (the scan edge is
+extended by its nearest row/column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def scan_steps_um(series) -> tuple[float, float]:
+    """Mean scan step (dx, dy) in µm of a series' fast and slow axes (1.0 for an axis of one point)."""
+    x_um, y_um = np.asarray(series.x_um), np.asarray(series.y_um)
+    dx = float(np.mean(np.diff(x_um, axis=1))) if x_um.shape[1] > 1 else 1.0
+    dy = float(np.mean(np.diff(y_um, axis=0))) if y_um.shape[0] > 1 else 1.0
+    if not (dx != 0 and dy != 0 and np.isfinite(dx) and np.isfinite(dy)):
+        raise ValueError(f"{series.path}: scan steps ({dx}, {dy}) µm: the piezo positions do not form a grid")
+    return dx, dy
+
+
+def _bilinear_plan(n: int, coords: np.ndarray, shift: float):
+    """Lower index, upper index and upper weight of sampling positions ``coords − shift`` on 0..n−1."""
+    pos = np.clip(coords - shift, 0.0, n - 1.0)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    return lo, hi, pos - lo
+
+
+def iter_drift_corrected_chunks(
+    series, points_per_chunk: int, drift_um: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Like ``series.iter_chunks`` but each eta map's frames interpolated onto the common grid.
+
+    For a chunk of points, the block of scan rows its interpolation needs (the chunk's rows ± the
+    largest slow-axis drift + 1 row) is read once, so memory is (chunk + halo rows) × one point's
+    frames, float32.
+    """
+    from helpers.sxdm.io import _open
+
+    drift_um = np.asarray(drift_um, float)
+    if drift_um.shape != (series.n_eta, 2) or not np.all(np.isfinite(drift_um)):
+        raise ValueError(
+            f"drift_um has shape {drift_um.shape} or non-finite values: give ({series.n_eta}, 2) finite µm"
+        )
+    n_slow, n_fast = series.scan_shape
+    dx_um, dy_um = scan_steps_um(series)
+    shift_px = drift_um / np.array([dx_um, dy_um])  # (n_eta, 2) in grid steps (x, y)
+    with _open(series.path) as h5:
+        for start in range(0, series.n_points, points_per_chunk):
+            sl = slice(start, min(start + points_per_chunk, series.n_points))
+            pts = np.arange(sl.start, sl.stop)
+            rows, cols = np.divmod(pts, n_fast)
+            plans = [(_bilinear_plan(n_slow, rows.astype(float), s[1]),
+                      _bilinear_plan(n_fast, cols.astype(float), s[0])) for s in shift_px]
+            row_lo = min(int(p[0][0].min()) for p in plans)
+            row_hi = max(int(p[0][1].max()) for p in plans)
+            block = series.read_points(slice(row_lo * n_fast, (row_hi + 1) * n_fast), h5)
+            out = np.empty((pts.size,) + block.shape[1:], np.float32)
+            for e, ((r0, r1, wr), (c0, c1, wc)) in enumerate(plans):
+                r0, r1 = r0 - row_lo, r1 - row_lo
+                wr, wc = wr[:, None, None], wc[:, None, None]
+                out[:, e] = (
+                    (1 - wr) * ((1 - wc) * block[r0 * n_fast + c0, e] + wc * block[r0 * n_fast + c1, e])
+                    + wr * ((1 - wc) * block[r1 * n_fast + c0, e] + wc * block[r1 * n_fast + c1, e])
+                )
+            yield sl, out
+
+
+def eta_moment_maps(frames, monitor_gain, pixel_ok, background: float) -> np.ndarray:
+    """Per point and eta: net counts and their detector row/column first moments, (n, n_eta, 3).
+
+    ``frames`` (n, n_eta, ny, nx) raw counts, ``monitor_gain`` (n, n_eta), ``pixel_ok`` (ny, nx) bool,
+    ``background`` counts per pixel per frame (monitor-normalised, subtracted). Columns: Σ w,
+    Σ w·row, Σ w·col with w = gain·counts − background over good pixels (a NaN gain counts as 0).
+    """
+    n, n_eta, ny, nx = frames.shape
+    ok = np.asarray(pixel_ok, np.float32)
+    rows, cols = np.mgrid[0:ny, 0:nx].astype(np.float32)
+    weights = np.stack([ok, ok * rows, ok * cols], axis=-1).reshape(ny * nx, 3)
+    # one float32 matrix product, no copy of the chunk (relative rounding ~1e-6: ample for drift maps)
+    sums = np.asarray(frames, np.float32).reshape(n, n_eta, ny * nx) @ weights
+    gain = np.nan_to_num(np.asarray(monitor_gain, float))
+    out = gain[..., None] * sums.astype(np.float64) - background * weights.sum(axis=0, dtype=np.float64)
+    return out
+
+
+@dataclass
+class DriftEstimate:
+    """Drift of each eta map relative to the middle one, estimated from the per-eta detector-COM maps.
+
+    ``drift_um`` (n_eta, 2) (dx, dy) µm; ``error_um`` (n_eta,) 1-σ statistical error along
+    ``direction`` (NaN where not fitted); ``direction`` (2,) (x, y) unit vector of the estimated
+    component (``None`` when both components were fitted); ``fitted`` (n_eta,) bool: eta maps with
+    enough counts (the others take the nearest fitted value); ``max_shift_um`` largest |drift|;
+    ``threshold_um`` the flag threshold; ``flagged`` max_shift_um > threshold_um and ``measurable``
+    (``typical_error_um``, the median fitted error, small enough: see :func:`estimate_drift`);
+    ``rocking_gradient`` rocking-COM change per scan step (eta steps, (x, y)).
+    """
+
+    drift_um: np.ndarray
+    error_um: np.ndarray
+    direction: np.ndarray | None
+    fitted: np.ndarray
+    max_shift_um: float
+    threshold_um: float
+    flagged: bool
+    rocking_gradient: np.ndarray
+    measurable: bool = True
+    typical_error_um: float = 0.0
+
+    def as_params(self) -> dict:
+        """JSON-able summary for the results file's attributes."""
+        return {
+            "drift_um": np.round(self.drift_um, 6).tolist(),
+            "drift_error_um": [None if not np.isfinite(v) else round(float(v), 6) for v in self.error_um],
+            "drift_direction_xy": "both" if self.direction is None else np.round(self.direction, 4).tolist(),
+            "drift_fitted": self.fitted.astype(int).tolist(),
+            "drift_max_um": round(self.max_shift_um, 6),
+            "drift_threshold_um": round(self.threshold_um, 6),
+            "drift_flagged": bool(self.flagged),
+            "drift_measurable": bool(self.measurable),
+            "drift_typical_error_um": round(self.typical_error_um, 6) if np.isfinite(self.typical_error_um)
+            else "inf",
+        }
+
+
+def _shift(image: np.ndarray, shift_rc) -> np.ndarray:
+    """``image(r − shift)`` by cubic spline, edges extended (``shift`` in (row, col) pixels)."""
+    from scipy.ndimage import shift
+
+    return shift(image, np.asarray(shift_rc, float), order=3, mode="nearest")
+
+
+def estimate_drift(
+    moments: np.ndarray,
+    scan_shape: tuple[int, int],
+    step_um: tuple[float, float],
+    *,
+    min_fraction: float = 0.03,
+    support_fraction: float = 0.2,
+    n_iter: int = 12,
+    flag_fraction: float = 0.15,
+    straight_eta_steps: float = 1.0,
+    max_shift_steps: float = 1.0,
+    measurable_fraction: float = 0.5,
+) -> DriftEstimate:
+    """Drift of every eta map from maps of eta-independent quantities (see the module docstring).
+
+    ``moments`` (n_points, n_eta, 3) from :func:`eta_moment_maps`; ``scan_shape`` (n_slow, n_fast);
+    ``step_um`` (dx, dy). Method: for each eta map e, the detector row and column centre of mass maps
+    R_e, C_e (the local 2θ and ring position: crystal properties, whichever eta lights the point) are
+    fitted, weighted by counting statistics, to a reference R̄, C̄ built from all *other* eta maps
+    after drift correction, sampled at p + d_e (cubic spline); the reference is rebuilt and the fit
+    repeated ``n_iter`` times. Eta maps with under ``min_fraction`` of the strongest map's counts are
+    not fitted. Intensities are not used: each eta lights a different band of a bent crystal.
+
+    Observability: a drift along the gradient of the rocking-angle centre of mass (the bending
+    direction) changes which band is lit exactly as a tilt does, so only the component perpendicular to
+    it is estimated (``direction``); when the rocking centre of mass varies by less than
+    ``straight_eta_steps`` eta steps across the particle, both components are fitted.
+
+    Each fit is bounded to ± ``max_shift_steps`` scan steps. The drift counts as *measurable* when the
+    median 1-σ error of the fitted shifts is below ``measurable_fraction`` × the flag threshold (not so
+    on scans coarser than the beam, whose maps alias the crystal's features, or with few counts).
+    Flag: measurable and ``max |drift| > flag_fraction × min(step)``.
+    """
+    from scipy.ndimage import distance_transform_edt
+    from scipy.optimize import least_squares
+
+    n_slow, n_fast = scan_shape
+    n_eta = moments.shape[1]
+    mom = np.moveaxis(np.asarray(moments, float), (1, 2), (0, 1)).reshape(n_eta, 3, n_slow, n_fast)
+    intensity, row_sum, col_sum = mom[:, 0], mom[:, 1], mom[:, 2]
+    step_rc = np.array([abs(step_um[1]), abs(step_um[0])])
+    threshold_um = float(flag_fraction * step_rc.min())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_com = np.where(intensity > 0, row_sum / intensity, 0.0)
+        col_com = np.where(intensity > 0, col_sum / intensity, 0.0)
+    pos_int = np.clip(intensity, 0, None)
+    totals = pos_int.sum(axis=(1, 2))
+    fitted = totals >= min_fraction * totals.max() if totals.max() > 0 else np.zeros(n_eta, bool)
+    # direction: rocking-angle centre of mass over the support, plane fit in (row, col) steps
+    total_map = pos_int.sum(axis=0)
+    support = total_map > support_fraction * total_map.max() if total_map.max() > 0 else total_map > 0
+    eta_index = np.arange(n_eta, dtype=float)[:, None, None]
+    grad_rc = np.zeros(2)
+    if support.sum() >= 3 and n_eta > 1:
+        rock_com = (pos_int * eta_index).sum(axis=0)[support] / total_map[support]
+        rr, cc = np.nonzero(support)
+        design = np.c_[np.ones(rr.size), rr, cc]
+        grad_rc = np.linalg.lstsq(design, rock_com, rcond=None)[0][1:]
+        extent = max(np.ptp(rr), np.ptp(cc), 1)
+        straight = np.hypot(*grad_rc) * extent < straight_eta_steps
+    else:
+        straight = True
+    direction_rc = None if straight else np.array([-grad_rc[1], grad_rc[0]]) / np.hypot(*grad_rc)
+
+    shift_rc = np.zeros((n_eta, 2))
+    err_rc = np.full(n_eta, np.nan)
+    if fitted.sum() >= 2:
+        for _ in range(n_iter):
+            corr_i = np.stack([_shift(intensity[e], shift_rc[e]) for e in range(n_eta)])
+            corr_r = np.stack([_shift(row_sum[e], shift_rc[e]) for e in range(n_eta)])
+            corr_c = np.stack([_shift(col_sum[e], shift_rc[e]) for e in range(n_eta)])
+            sum_i, sum_r, sum_c = corr_i.sum(0), corr_r.sum(0), corr_c.sum(0)
+            new = shift_rc.copy()
+            for e in np.flatnonzero(fitted):
+                rest = sum_i - corr_i[e]
+                ok = rest > 0.05 * sum_i.max()
+                if not ok.any():
+                    continue
+                safe = np.where(ok, rest, 1.0)
+                nearest = tuple(distance_transform_edt(~ok, return_distances=False, return_indices=True))
+                ref_r = np.where(ok, (sum_r - corr_r[e]) / safe, 0.0)[nearest]
+                ref_c = np.where(ok, (sum_c - corr_c[e]) / safe, 0.0)[nearest]
+                rest_f = rest[nearest]
+                weight = support * np.sqrt(
+                    1.0 / (1.0 / np.clip(intensity[e], 1e-3, None) + 1.0 / np.clip(rest_f, 1e-3, None))
+                )
+                weight = weight * (intensity[e] > 0)
+
+                def as_shift(p, e=e):
+                    return p[0] * direction_rc if direction_rc is not None else np.asarray(p)
+
+                def residual(p, e=e, ref_r=ref_r, ref_c=ref_c, weight=weight):
+                    s = as_shift(p)
+                    return np.concatenate([
+                        (weight * (row_com[e] - _shift(ref_r, -s))).ravel(),
+                        (weight * (col_com[e] - _shift(ref_c, -s))).ravel(),
+                    ])
+
+                start = [shift_rc[e] @ direction_rc] if direction_rc is not None else shift_rc[e]
+                start = np.clip(start, -max_shift_steps + 1e-6, max_shift_steps - 1e-6)
+                fit = least_squares(residual, start, diff_step=1e-3,
+                                    bounds=(-max_shift_steps, max_shift_steps))
+                new[e] = as_shift(fit.x)
+                dof = max(1, fit.fun.size - fit.x.size)
+                cov = np.linalg.pinv(fit.jac.T @ fit.jac) * (2 * fit.cost / dof)
+                err_rc[e] = float(np.sqrt(np.trace(cov)))
+            idx = np.flatnonzero(fitted)
+            for k in range(2):
+                new[:, k] = np.interp(np.arange(n_eta), idx, new[idx, k])
+            shift_rc = new - new[n_eta // 2]
+    drift_um = shift_rc[:, ::-1] * step_rc[::-1] * np.sign([step_um[0], step_um[1]])
+    err_um = np.where(fitted, err_rc * (step_rc.min() if direction_rc is None else
+                                        float(np.hypot(*(direction_rc * step_rc)))), np.nan)
+    max_shift = float(np.hypot(drift_um[:, 0], drift_um[:, 1]).max()) if n_eta else 0.0
+    typical_error = float(np.median(err_um[fitted])) if fitted.any() and np.isfinite(err_um[fitted]).any() \
+        else np.inf
+    measurable = typical_error < measurable_fraction * threshold_um
+    return DriftEstimate(
+        drift_um=drift_um,
+        error_um=err_um,
+        direction=None if direction_rc is None else direction_rc[::-1] * step_rc[::-1]
+        / np.hypot(*(direction_rc * step_rc)),
+        fitted=fitted,
+        max_shift_um=max_shift,
+        threshold_um=threshold_um,
+        flagged=bool(measurable and max_shift > threshold_um),
+        measurable=bool(measurable),
+        typical_error_um=typical_error,
+        rocking_gradient=grad_rc[::-1].copy(),
+    )
