@@ -42,9 +42,9 @@ def iter_drift_corrected_chunks(
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Like ``series.iter_chunks`` but each eta map's frames interpolated onto the common grid.
 
-    For a chunk of points, the block of scan rows its interpolation needs (the chunk's rows ± the
-    largest slow-axis drift + 1 row) is read once, so memory is (chunk + halo rows) × one point's
-    frames, float32.
+    Each chunk needs the scan rows its points' sampling positions fall between (the chunk's rows ± the
+    largest slow-axis drift + 1 row); rows read for the previous chunk are kept, so every row is read
+    once. Memory: (chunk rows + 2·(⌈max |dy|/step⌉ + 1) rows) of frames, float32, plus the chunk.
     """
     from helpers.sxdm.io import _open
 
@@ -56,6 +56,7 @@ def iter_drift_corrected_chunks(
     n_slow, n_fast = series.scan_shape
     dx_um, dy_um = scan_steps_um(series)
     shift_px = drift_um / np.array([dx_um, dy_um])  # (n_eta, 2) in grid steps (x, y)
+    cached_lo, cached = 0, None  # rows cached_lo .. cached_lo + len(cached) // n_fast - 1
     with _open(series.path) as h5:
         for start in range(0, series.n_points, points_per_chunk):
             sl = slice(start, min(start + points_per_chunk, series.n_points))
@@ -65,7 +66,17 @@ def iter_drift_corrected_chunks(
                       _bilinear_plan(n_fast, cols.astype(float), s[0])) for s in shift_px]
             row_lo = min(int(p[0][0].min()) for p in plans)
             row_hi = max(int(p[0][1].max()) for p in plans)
-            block = series.read_points(slice(row_lo * n_fast, (row_hi + 1) * n_fast), h5)
+            cached_hi = -1 if cached is None else cached_lo + cached.shape[0] // n_fast - 1
+            if cached is None or row_lo < cached_lo or row_lo > cached_hi:
+                block = series.read_points(slice(row_lo * n_fast, (row_hi + 1) * n_fast), h5)
+            else:
+                keep = cached[(row_lo - cached_lo) * n_fast:]
+                if row_hi > cached_hi:
+                    new = series.read_points(slice((cached_hi + 1) * n_fast, (row_hi + 1) * n_fast), h5)
+                    block = np.concatenate([keep, new])
+                else:
+                    block = keep
+            cached_lo, cached = row_lo, block
             out = np.empty((pts.size,) + block.shape[1:], np.float32)
             for e, ((r0, r1, wr), (c0, c1, wc)) in enumerate(plans):
                 r0, r1 = r0 - row_lo, r1 - row_lo
@@ -77,22 +88,49 @@ def iter_drift_corrected_chunks(
             yield sl, out
 
 
-def eta_moment_maps(frames, monitor_gain, pixel_ok, background: float) -> np.ndarray:
+def spot_box(series, pixel_ok, background: float = 0.0, n_samples: int = 16, points_each: int = 8,
+             fraction: float = 0.01, margin_px: int = 3) -> tuple[int, int, int, int]:
+    """Detector box (row0, row1, col0, col1) holding the Bragg spot of the whole scan.
+
+    Sums the frames of ``n_samples`` runs of ``points_each`` points spread evenly over the scan (≈ 1–5 %
+    of the data read once more), keeps the pixels above ``fraction`` of the background-subtracted
+    maximum and adds ``margin_px``. A box keeps the background noise of a large ROI out of the per-eta
+    centre-of-mass maps (128² px of flat background outweigh the spot's counts at its lever arm).
+    """
+    ny, nx = series.frame_shape
+    total = np.zeros((ny, nx))
+    starts = np.unique(np.linspace(0, max(0, series.n_points - points_each), n_samples).astype(int))
+    taken = 0
+    for a in starts:
+        chunk = series.read_points(slice(int(a), int(a) + points_each))
+        total += chunk.sum(axis=(0, 1), dtype=np.float64)
+        taken += chunk.shape[0] * chunk.shape[1]
+    net = np.where(pixel_ok, total - background * taken, 0.0)
+    if net.max() <= 0:
+        return 0, ny, 0, nx
+    rows, cols = np.nonzero(net >= fraction * net.max())
+    return (max(0, rows.min() - margin_px), min(ny, rows.max() + margin_px + 1),
+            max(0, cols.min() - margin_px), min(nx, cols.max() + margin_px + 1))
+
+
+def eta_moment_maps(frames, monitor_gain, pixel_ok, background: float, box=None) -> np.ndarray:
     """Per point and eta: net counts and their detector row/column first moments, (n, n_eta, 3).
 
     ``frames`` (n, n_eta, ny, nx) raw counts, ``monitor_gain`` (n, n_eta), ``pixel_ok`` (ny, nx) bool,
-    ``background`` counts per pixel per frame (monitor-normalised, subtracted). Columns: Σ w,
-    Σ w·row, Σ w·col with w = gain·counts − background over good pixels (a NaN gain counts as 0).
+    ``background`` counts per pixel per frame (monitor-normalised, subtracted), ``box`` (row0, row1,
+    col0, col1) the pixels used (:func:`spot_box`; ``None`` = all). Columns: Σ w, Σ w·row, Σ w·col
+    with w = gain·counts − background over the good pixels of the box (a NaN gain counts as 0).
     """
     n, n_eta, ny, nx = frames.shape
-    ok = np.asarray(pixel_ok, np.float32)
-    rows, cols = np.mgrid[0:ny, 0:nx].astype(np.float32)
-    weights = np.stack([ok, ok * rows, ok * cols], axis=-1).reshape(ny * nx, 3)
-    # one float32 matrix product, no copy of the chunk (relative rounding ~1e-6: ample for drift maps)
-    sums = np.asarray(frames, np.float32).reshape(n, n_eta, ny * nx) @ weights
+    r0, r1, c0, c1 = (0, ny, 0, nx) if box is None else box
+    ok = np.asarray(pixel_ok, np.float32)[r0:r1, c0:c1]
+    rows, cols = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+    weights = np.stack([ok, ok * rows, ok * cols], axis=-1).reshape(-1, 3)
+    # float32 products on the box only (relative rounding ~1e-6: ample for drift maps)
+    sub = np.ascontiguousarray(frames[:, :, r0:r1, c0:c1], dtype=np.float32).reshape(n, n_eta, -1)
+    sums = sub @ weights
     gain = np.nan_to_num(np.asarray(monitor_gain, float))
-    out = gain[..., None] * sums.astype(np.float64) - background * weights.sum(axis=0, dtype=np.float64)
-    return out
+    return gain[..., None] * sums.astype(np.float64) - background * weights.sum(axis=0, dtype=np.float64)
 
 
 @dataclass

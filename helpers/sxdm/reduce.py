@@ -217,8 +217,10 @@ def reduce(
     n_hot = None
     moments = np.zeros((n_points, n_eta, 3)) if drift in ("estimate", "correct") else None
 
+    box = None
+
     def run_pass(chunks, desc):
-        nonlocal n_hot, pixel_ok, bg_value
+        nonlocal n_hot, pixel_ok, bg_value, box
         bar = tqdm(total=n_points, desc=desc, unit="pt", disable=not progress)
         for sl, frames in chunks:
             gain = gain_all[sl]
@@ -231,7 +233,9 @@ def reduce(
             if bg_value is None:
                 bg_value = estimate_background(frames, gain, pixel_ok)
             if moments is not None and desc == "sxdm-maps":
-                moments[sl] = dr.eta_moment_maps(frames, gain, pixel_ok, bg_value)
+                if box is None:
+                    box = dr.spot_box(series, pixel_ok, bg_value)
+                moments[sl] = dr.eta_moment_maps(frames, gain, pixel_ok, bg_value, box)
             res = pk.analyse_peaks(
                 frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
                 split_fraction, window_sigma,
@@ -255,6 +259,7 @@ def reduce(
             moments, series.scan_shape, dr.scan_steps_um(series), flag_fraction=drift_flag_fraction
         )
         drift_params.update(estimate.as_params())
+        drift_params["drift_detector_box"] = [int(v) for v in box]
         if drift == "correct" and not estimate.measurable:
             import warnings
 
