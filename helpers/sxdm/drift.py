@@ -180,6 +180,94 @@ def _shift(image: np.ndarray, shift_rc) -> np.ndarray:
     return shift(image, np.asarray(shift_rc, float), order=3, mode="nearest")
 
 
+def _solve_pairs(intensity, row_sum, col_sum, fitted, support, direction_rc, max_lag, max_shift_steps,
+                 max_failed: float = 0.2):
+    """Shifts (n_eta, 2) (row, col steps) from pairwise registrations of eta maps up to ``max_lag``
+    apart, combined by weighted least squares with the middle map fixed; their 1-σ errors; and the
+    median 1-σ error of one pairwise registration (``inf`` = not measurable: more than ``max_failed``
+    of the pairs ran into the ± ``max_shift_steps`` bound)."""
+    from scipy.optimize import least_squares
+
+    n_eta = intensity.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_com = np.where(intensity > 0, row_sum / intensity, 0.0)
+        col_com = np.where(intensity > 0, col_sum / intensity, 0.0)
+    n_par = 1 if direction_rc is not None else 2
+    to_shift = (lambda p: p[0] * direction_rc) if direction_rc is not None else (lambda p: np.asarray(p))
+    rows, values, sigmas = [], [], []
+    n_tried = 0
+    idx = np.flatnonzero(fitted)
+    for a in idx:
+        for b in idx[(idx > a) & (idx <= a + max_lag)]:
+            ia = np.clip(intensity[a], 0, None)
+
+            def residual(p, a=a, b=b, ia=ia):
+                s = to_shift(p)  # d_b − d_a: map a at p matches map b at p − s
+                ib = np.clip(_shift(intensity[b], s), 0, None)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rb = np.where(ib > 0, _shift(row_sum[b], s) / ib, 0.0)
+                    cb = np.where(ib > 0, _shift(col_sum[b], s) / ib, 0.0)
+                w = support * np.sqrt(ia * ib / np.clip(ia + ib, 1e-9, None))
+                return np.concatenate([(w * (row_com[a] - rb)).ravel(), (w * (col_com[a] - cb)).ravel()])
+
+            if residual(np.zeros(n_par)).any():
+                n_tried += 1
+                fit = least_squares(residual, np.zeros(n_par), diff_step=1e-3,
+                                    bounds=(-max_shift_steps, max_shift_steps))
+                if np.any(np.abs(fit.x) > 0.95 * max_shift_steps):
+                    continue  # ran into the bound: no minimum in reach, the maps do not constrain it
+                dof = max(1, fit.fun.size - n_par)
+                jtj = fit.jac.T @ fit.jac
+                if np.linalg.cond(jtj) > 1e12:
+                    continue
+                cov = np.linalg.inv(jtj) * (2 * fit.cost / dof)
+                rows.append((a, b))
+                values.append(fit.x)
+                sigmas.append(np.sqrt(np.diag(cov)))
+    shift_rc = np.zeros((n_eta, 2))
+    err_rc = np.full(n_eta, np.nan)
+    if not rows or len(rows) < (1 - max_failed) * n_tried:
+        return shift_rc, err_rc, np.inf
+    values, sigmas = np.array(values), np.array(sigmas)
+    mid = n_eta // 2
+    anchor = idx[np.argmin(np.abs(idx - mid))]
+    unknowns = [e for e in idx if e != anchor]
+    col_of = {e: k for k, e in enumerate(unknowns)}
+    design = np.zeros((len(rows), len(unknowns)))
+    for k, (a, b) in enumerate(rows):
+        if b in col_of:
+            design[k, col_of[b]] += 1
+        if a in col_of:
+            design[k, col_of[a]] -= 1
+    solution = np.zeros((len(unknowns), n_par))
+    errors = np.zeros((len(unknowns), n_par))
+    chi2, dof = 0.0, 0
+    for j in range(n_par):
+        wts = 1.0 / np.clip(sigmas[:, j], 1e-9, None)
+        normal = (design * wts[:, None] ** 2).T @ design
+        cov = np.linalg.pinv(normal)
+        solution[:, j] = cov @ (design * wts[:, None] ** 2).T @ values[:, j]
+        errors[:, j] = np.sqrt(np.clip(np.diag(cov), 0, None))
+        chi2 += float(np.sum(((values[:, j] - design @ solution[:, j]) * wts) ** 2))
+        dof += len(rows) - len(unknowns)
+    # the pairs overdetermine the shifts (lags 1..max_lag): their scatter about the solution tests the
+    # counting errors; scale the errors up when it exceeds them (model error, aliasing of coarse scans)
+    scale = float(np.sqrt(max(1.0, chi2 / dof))) if dof > 0 else np.inf
+    errors *= scale
+    sigmas = sigmas * scale
+    per_eta = np.zeros((n_eta, n_par))
+    per_err = np.zeros(n_eta)
+    for e, k in col_of.items():
+        per_eta[e], per_err[e] = solution[k], float(np.sqrt(np.sum(errors[k] ** 2)))
+    for e in idx:
+        shift_rc[e] = to_shift(per_eta[e])
+        err_rc[e] = per_err[e]
+    for k in range(2):
+        shift_rc[:, k] = np.interp(np.arange(n_eta), idx, shift_rc[idx, k])
+    shift_rc -= shift_rc[mid]
+    return shift_rc, err_rc, float(np.median(np.sqrt(np.sum(sigmas**2, axis=1))))
+
+
 def estimate_drift(
     moments: np.ndarray,
     scan_shape: tuple[int, int],
@@ -192,6 +280,9 @@ def estimate_drift(
     straight_eta_steps: float = 1.0,
     max_shift_steps: float = 1.0,
     measurable_fraction: float = 0.5,
+    relax: float = 1.0,
+    method: str = "pairs",
+    max_lag: int = 3,
 ) -> DriftEstimate:
     """Drift of every eta map from maps of eta-independent quantities (see the module docstring).
 
@@ -246,7 +337,12 @@ def estimate_drift(
 
     shift_rc = np.zeros((n_eta, 2))
     err_rc = np.full(n_eta, np.nan)
-    if fitted.sum() >= 2:
+    pair_sigma = np.inf
+    if fitted.sum() >= 2 and method == "pairs":
+        shift_rc, err_rc, pair_sigma = _solve_pairs(
+            intensity, row_sum, col_sum, fitted, support, direction_rc, max_lag, max_shift_steps
+        )
+    elif fitted.sum() >= 2:
         for _ in range(n_iter):
             corr_i = np.stack([_shift(intensity[e], shift_rc[e]) for e in range(n_eta)])
             corr_r = np.stack([_shift(row_sum[e], shift_rc[e]) for e in range(n_eta)])
@@ -282,7 +378,7 @@ def estimate_drift(
                 start = np.clip(start, -max_shift_steps + 1e-6, max_shift_steps - 1e-6)
                 fit = least_squares(residual, start, diff_step=1e-3,
                                     bounds=(-max_shift_steps, max_shift_steps))
-                new[e] = as_shift(fit.x)
+                new[e] = shift_rc[e] + relax * (as_shift(fit.x) - shift_rc[e])
                 dof = max(1, fit.fun.size - fit.x.size)
                 cov = np.linalg.pinv(fit.jac.T @ fit.jac) * (2 * fit.cost / dof)
                 err_rc[e] = float(np.sqrt(np.trace(cov)))
@@ -296,6 +392,9 @@ def estimate_drift(
     max_shift = float(np.hypot(drift_um[:, 0], drift_um[:, 1]).max()) if n_eta else 0.0
     typical_error = float(np.median(err_um[fitted])) if fitted.any() and np.isfinite(err_um[fitted]).any() \
         else np.inf
+    if method == "pairs":
+        typical_error = float(pair_sigma * (step_rc.min() if direction_rc is None else
+                                            float(np.hypot(*(direction_rc * step_rc)))))
     measurable = typical_error < measurable_fraction * threshold_um
     return DriftEstimate(
         drift_um=drift_um,
