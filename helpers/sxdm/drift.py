@@ -37,14 +37,30 @@ def _bilinear_plan(n: int, coords: np.ndarray, shift: float):
     return lo, hi, pos - lo
 
 
+def _read_eta(series, h5, eta_index: int, start: int, stop: int) -> np.ndarray:
+    """Frames of points start..stop of one eta map, float32 (m, ny, nx) (as ``series.read_points``)."""
+    r0 = series.roi[0] - series.stored_roi[0]
+    c0 = series.roi[2] - series.stored_roi[2]
+    ny, nx = series.frame_shape
+    frame_path = series.frame_paths[eta_index]
+    try:
+        return np.asarray(h5[frame_path][start:stop, r0 : r0 + ny, c0 : c0 + nx], dtype=np.float32)
+    except (OSError, KeyError) as err:
+        raise OSError(
+            f"{series.path}: frames {frame_path} (points {start}:{stop}) cannot be read ({err}); "
+            "the detector file may be truncated or missing"
+        ) from err
+
+
 def iter_drift_corrected_chunks(
     series, points_per_chunk: int, drift_um: np.ndarray
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Like ``series.iter_chunks`` but each eta map's frames interpolated onto the common grid.
 
-    Each chunk needs the scan rows its points' sampling positions fall between (the chunk's rows ± the
-    largest slow-axis drift + 1 row); rows read for the previous chunk are kept, so every row is read
-    once. Memory: (chunk rows + 2·(⌈max |dy|/step⌉ + 1) rows) of frames, float32, plus the chunk.
+    Each eta map is read separately, only the scan rows its sampling positions fall between (the
+    chunk's rows and one neighbouring row per side the drift points to). Memory: the chunk plus one eta
+    map's (chunk rows + 2) rows of frames, float32; reading costs (k + 1)/k of a plain pass for chunks
+    of k rows.
     """
     from helpers.sxdm.io import _open
 
@@ -56,34 +72,23 @@ def iter_drift_corrected_chunks(
     n_slow, n_fast = series.scan_shape
     dx_um, dy_um = scan_steps_um(series)
     shift_px = drift_um / np.array([dx_um, dy_um])  # (n_eta, 2) in grid steps (x, y)
-    cached_lo, cached = 0, None  # rows cached_lo .. cached_lo + len(cached) // n_fast - 1
+    ny, nx = series.frame_shape
     with _open(series.path) as h5:
         for start in range(0, series.n_points, points_per_chunk):
             sl = slice(start, min(start + points_per_chunk, series.n_points))
             pts = np.arange(sl.start, sl.stop)
             rows, cols = np.divmod(pts, n_fast)
-            plans = [(_bilinear_plan(n_slow, rows.astype(float), s[1]),
-                      _bilinear_plan(n_fast, cols.astype(float), s[0])) for s in shift_px]
-            row_lo = min(int(p[0][0].min()) for p in plans)
-            row_hi = max(int(p[0][1].max()) for p in plans)
-            cached_hi = -1 if cached is None else cached_lo + cached.shape[0] // n_fast - 1
-            if cached is None or row_lo < cached_lo or row_lo > cached_hi:
-                block = series.read_points(slice(row_lo * n_fast, (row_hi + 1) * n_fast), h5)
-            else:
-                keep = cached[(row_lo - cached_lo) * n_fast:]
-                if row_hi > cached_hi:
-                    new = series.read_points(slice((cached_hi + 1) * n_fast, (row_hi + 1) * n_fast), h5)
-                    block = np.concatenate([keep, new])
-                else:
-                    block = keep
-            cached_lo, cached = row_lo, block
-            out = np.empty((pts.size,) + block.shape[1:], np.float32)
-            for e, ((r0, r1, wr), (c0, c1, wc)) in enumerate(plans):
+            out = np.empty((pts.size, series.n_eta, ny, nx), np.float32)
+            for e, s in enumerate(shift_px):
+                r0, r1, wr = _bilinear_plan(n_slow, rows.astype(float), s[1])
+                c0, c1, wc = _bilinear_plan(n_fast, cols.astype(float), s[0])
+                row_lo, row_hi = int(r0.min()), int(r1.max())
+                block = _read_eta(series, h5, e, row_lo * n_fast, (row_hi + 1) * n_fast)
                 r0, r1 = r0 - row_lo, r1 - row_lo
                 wr, wc = wr[:, None, None], wc[:, None, None]
                 out[:, e] = (
-                    (1 - wr) * ((1 - wc) * block[r0 * n_fast + c0, e] + wc * block[r0 * n_fast + c1, e])
-                    + wr * ((1 - wc) * block[r1 * n_fast + c0, e] + wc * block[r1 * n_fast + c1, e])
+                    (1 - wr) * ((1 - wc) * block[r0 * n_fast + c0] + wc * block[r0 * n_fast + c1])
+                    + wr * ((1 - wc) * block[r1 * n_fast + c0] + wc * block[r1 * n_fast + c1])
                 )
             yield sl, out
 
