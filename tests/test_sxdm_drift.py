@@ -90,16 +90,16 @@ def test_estimated_drift_matches_truth(drifted):
 
 
 def test_flag_raised_with_drift_not_without(drifted, still):
-    """Drift of 30 nm max (> 0.15 × 100 nm step) is flagged with a warning; the drift-free scan is not.
+    """Drift of 30 nm max (> 0.1 × 100 nm step) is flagged with a warning; the drift-free scan is not.
 
-    Without drift the estimates stay below 8 nm (measured 4.4 nm: the estimator's own error), half
-    the 15 nm threshold.
+    Without drift the estimates stay below 8 nm (measured 4.4 nm here and 5.4 nm on the 40-eta, 128² px
+    benchmark file: the estimator's own error), under the 10 nm threshold.
     """
     _, _, (maps_d, warn_d), _ = drifted
     _, _, (maps_s, warn_s), _ = still
     assert maps_d.params["drift_flagged"] and maps_d.params["drift_measurable"]
     assert any("shifted by up to" in w for w in warn_d)
-    assert maps_d.params["drift_threshold_um"] == pytest.approx(0.15 * STEP_UM)
+    assert maps_d.params["drift_threshold_um"] == pytest.approx(0.1 * STEP_UM)
     assert not maps_s.params["drift_flagged"] and maps_s.params["drift_measurable"]
     assert maps_s.params["drift_max_um"] < 0.008
     assert not any("shifted by up to" in w for w in warn_s)

@@ -281,7 +281,7 @@ def estimate_drift(
     min_fraction: float = 0.03,
     support_fraction: float = 0.2,
     n_iter: int = 12,
-    flag_fraction: float = 0.15,
+    flag_fraction: float = 0.1,
     straight_eta_steps: float = 1.0,
     max_shift_steps: float = 1.0,
     measurable_fraction: float = 0.5,

@@ -136,7 +136,7 @@ def reduce(
     points_per_chunk: int | None = None,
     progress: bool = True,
     drift="estimate",
-    drift_flag_fraction: float = 0.15,
+    drift_flag_fraction: float = 0.1,
 ) -> SxdmMaps:
     """Reduce an SXDM scan series to maps; write them to ``out`` (HDF5) when given.
 
