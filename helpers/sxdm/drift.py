@@ -4,6 +4,15 @@ Each eta of an SXDM series is a separate 2-D piezo map; between maps the sample 
 which the piezo encoders do not see. Scan point p of eta map e then sees the sample at p + d_e, and
 the 3-D peak of a point mixes rocking-curve samples taken at different places.
 
+Pipeline (used by :func:`helpers.sxdm.reduce.reduce`, ``drift="estimate"|"correct"``): during the
+normal pass :func:`eta_moment_maps` keeps, per point and eta, the net counts and detector row/column
+moments inside the spot's box (:func:`spot_box`); :func:`estimate_drift` registers the per-eta
+centre-of-mass maps (only the component perpendicular to the bending direction is observable) and
+flags the series; :func:`iter_drift_corrected_chunks` feeds a second pass with corrected frames.
+Measured on forward-model scans (Fig. 1 particle, 0.1 µm steps): estimate within 1.3–1.8 nm rms of the
+true drift; strain RMSE 5.0e-5 → 2.8e-5 (30 eta, 32² px) and 4.5e-5 → 2.7e-5 (40 eta, 128² px; the
+true drift gives 2.6e-5, no drift 1.1–1.3e-5: the rest is the bilinear resampling of the frames).
+
 Conventions: a drift is (dx, dy) in µm (x = fast ``pix`` axis, y = slow ``piy`` axis), the sample's
 displacement at eta map e relative to the middle map (index n_eta // 2), as in the forward model.
 Correction interpolates each eta map's frames onto the common grid: the corrected frame at grid point
@@ -292,12 +301,20 @@ def estimate_drift(
     """Drift of every eta map from maps of eta-independent quantities (see the module docstring).
 
     ``moments`` (n_points, n_eta, 3) from :func:`eta_moment_maps`; ``scan_shape`` (n_slow, n_fast);
-    ``step_um`` (dx, dy). Method: for each eta map e, the detector row and column centre of mass maps
-    R_e, C_e (the local 2θ and ring position: crystal properties, whichever eta lights the point) are
-    fitted, weighted by counting statistics, to a reference R̄, C̄ built from all *other* eta maps
-    after drift correction, sampled at p + d_e (cubic spline); the reference is rebuilt and the fit
-    repeated ``n_iter`` times. Eta maps with under ``min_fraction`` of the strongest map's counts are
-    not fitted. Intensities are not used: each eta lights a different band of a bent crystal.
+    ``step_um`` (dx, dy). Features: the detector row and column centre-of-mass maps R_e, C_e of each
+    eta map (the local 2θ and ring position: crystal properties, whichever eta lights the point).
+    Intensities are not used: each eta lights a different band of a bent crystal. Eta maps with under
+    ``min_fraction`` of the strongest map's counts are not fitted (they take the nearest fitted value).
+
+    ``method="pairs"`` (default): every pair of fitted eta maps up to ``max_lag`` apart is registered
+    (the shift δ = d_b − d_a minimising Σ w (R_a(p) − R_b(p − δ))² + same for C, with R_b, C_b
+    resampled by cubic spline as ratios of shifted sums and w the counting weight of both maps, over the
+    particle's support); the shifts are the weighted least-squares solution of d_b − d_a = δ_ab with
+    the middle map fixed, their errors scaled up by the pairs' scatter about it (χ²/dof). Adjacent eta
+    maps overlap most (a bent crystal's bands move across the particle with eta), so this is a random
+    walk of pair errors, as the drift itself. ``method="reference"``: each map against the sum of all
+    others after correction, iterated ``n_iter`` times (``relax``: update factor); it converges slowly
+    for the smooth part of a random walk (measured: 2–4 nm rms error vs 1.3–1.8 nm for pairs).
 
     Observability: a drift along the gradient of the rocking-angle centre of mass (the bending
     direction) changes which band is lit exactly as a tilt does, so only the component perpendicular to
@@ -305,8 +322,9 @@ def estimate_drift(
     ``straight_eta_steps`` eta steps across the particle, both components are fitted.
 
     Each fit is bounded to ± ``max_shift_steps`` scan steps. The drift counts as *measurable* when the
-    median 1-σ error of the fitted shifts is below ``measurable_fraction`` × the flag threshold (not so
-    on scans coarser than the beam, whose maps alias the crystal's features, or with few counts).
+    median 1-σ error of one registration is below ``measurable_fraction`` × the flag threshold and (for
+    pairs) ≤ 20 % of them ran into the bound (not so on scans coarser than the beam, whose maps alias
+    the crystal's features, or with few counts).
     Flag: measurable and ``max |drift| > flag_fraction × min(step)``.
     """
     from scipy.ndimage import distance_transform_edt

@@ -11,6 +11,8 @@ N = scan points):  ≈ 32·P (pixel q in the peak frame and pixel volumes, float
 + n · 8·(ny·nx + n_eta·(ny + nx)) (2-D projections) + 8·6000·n_threads (fit scratch)
 + 200·N (the maps). ``points_per_chunk`` is chosen from ``memory_limit_mb`` by this formula, so peak
 memory does not grow with the scan size (tested in the benchmark with a 200 × 200-point scan).
+Drift (:mod:`helpers.sxdm.drift`): the per-eta moment maps add 24·n_eta·N bytes; ``drift="correct"``
+runs a second pass whose reader adds one eta map's (chunk rows + 2) rows of frames.
 
 Background: ``"auto"`` estimates one constant (counts per pixel per frame, monitor-normalised) from the
 first chunk: the mean over the outer 4-pixel ring of the ROI, over the 80 % of points with the least
