@@ -289,13 +289,10 @@ def estimate_drift(
     *,
     min_fraction: float = 0.03,
     support_fraction: float = 0.2,
-    n_iter: int = 12,
     flag_fraction: float = 0.1,
     straight_eta_steps: float = 1.0,
     max_shift_steps: float = 1.0,
     measurable_fraction: float = 0.5,
-    relax: float = 1.0,
-    method: str = "pairs",
     max_lag: int = 3,
 ) -> DriftEstimate:
     """Drift of every eta map from maps of eta-independent quantities (see the module docstring).
@@ -306,15 +303,14 @@ def estimate_drift(
     Intensities are not used: each eta lights a different band of a bent crystal. Eta maps with under
     ``min_fraction`` of the strongest map's counts are not fitted (they take the nearest fitted value).
 
-    ``method="pairs"`` (default): every pair of fitted eta maps up to ``max_lag`` apart is registered
+    Every pair of fitted eta maps up to ``max_lag`` apart is registered
     (the shift δ = d_b − d_a minimising Σ w (R_a(p) − R_b(p − δ))² + same for C, with R_b, C_b
     resampled by cubic spline as ratios of shifted sums and w the counting weight of both maps, over the
     particle's support); the shifts are the weighted least-squares solution of d_b − d_a = δ_ab with
     the middle map fixed, their errors scaled up by the pairs' scatter about it (χ²/dof). Adjacent eta
     maps overlap most (a bent crystal's bands move across the particle with eta), so this is a random
-    walk of pair errors, as the drift itself. ``method="reference"``: each map against the sum of all
-    others after correction, iterated ``n_iter`` times (``relax``: update factor); it converges slowly
-    for the smooth part of a random walk (measured: 2–4 nm rms error vs 1.3–1.8 nm for pairs).
+    walk of pair errors, as the drift itself. (Registering each map against the sum of all others,
+    iterated, converged slowly for the smooth part of a random walk: 2–4 nm rms error vs 1.3–1.8 nm.)
 
     Observability: a drift along the gradient of the rocking-angle centre of mass (the bending
     direction) changes which band is lit exactly as a tilt does, so only the component perpendicular to
@@ -327,18 +323,12 @@ def estimate_drift(
     the crystal's features, or with few counts).
     Flag: measurable and ``max |drift| > flag_fraction × min(step)``.
     """
-    from scipy.ndimage import distance_transform_edt
-    from scipy.optimize import least_squares
-
     n_slow, n_fast = scan_shape
     n_eta = moments.shape[1]
     mom = np.moveaxis(np.asarray(moments, float), (1, 2), (0, 1)).reshape(n_eta, 3, n_slow, n_fast)
     intensity, row_sum, col_sum = mom[:, 0], mom[:, 1], mom[:, 2]
     step_rc = np.array([abs(step_um[1]), abs(step_um[0])])
     threshold_um = float(flag_fraction * step_rc.min())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        row_com = np.where(intensity > 0, row_sum / intensity, 0.0)
-        col_com = np.where(intensity > 0, col_sum / intensity, 0.0)
     pos_int = np.clip(intensity, 0, None)
     totals = pos_int.sum(axis=(1, 2))
     fitted = totals >= min_fraction * totals.max() if totals.max() > 0 else np.zeros(n_eta, bool)
@@ -361,63 +351,16 @@ def estimate_drift(
     shift_rc = np.zeros((n_eta, 2))
     err_rc = np.full(n_eta, np.nan)
     pair_sigma = np.inf
-    if fitted.sum() >= 2 and method == "pairs":
+    if fitted.sum() >= 2:
         shift_rc, err_rc, pair_sigma = _solve_pairs(
             intensity, row_sum, col_sum, fitted, support, direction_rc, max_lag, max_shift_steps
         )
-    elif fitted.sum() >= 2:
-        for _ in range(n_iter):
-            corr_i = np.stack([_shift(intensity[e], shift_rc[e]) for e in range(n_eta)])
-            corr_r = np.stack([_shift(row_sum[e], shift_rc[e]) for e in range(n_eta)])
-            corr_c = np.stack([_shift(col_sum[e], shift_rc[e]) for e in range(n_eta)])
-            sum_i, sum_r, sum_c = corr_i.sum(0), corr_r.sum(0), corr_c.sum(0)
-            new = shift_rc.copy()
-            for e in np.flatnonzero(fitted):
-                rest = sum_i - corr_i[e]
-                ok = rest > 0.05 * sum_i.max()
-                if not ok.any():
-                    continue
-                safe = np.where(ok, rest, 1.0)
-                nearest = tuple(distance_transform_edt(~ok, return_distances=False, return_indices=True))
-                ref_r = np.where(ok, (sum_r - corr_r[e]) / safe, 0.0)[nearest]
-                ref_c = np.where(ok, (sum_c - corr_c[e]) / safe, 0.0)[nearest]
-                rest_f = rest[nearest]
-                weight = support * np.sqrt(
-                    1.0 / (1.0 / np.clip(intensity[e], 1e-3, None) + 1.0 / np.clip(rest_f, 1e-3, None))
-                )
-                weight = weight * (intensity[e] > 0)
-
-                def as_shift(p, e=e):
-                    return p[0] * direction_rc if direction_rc is not None else np.asarray(p)
-
-                def residual(p, e=e, ref_r=ref_r, ref_c=ref_c, weight=weight):
-                    s = as_shift(p)
-                    return np.concatenate([
-                        (weight * (row_com[e] - _shift(ref_r, -s))).ravel(),
-                        (weight * (col_com[e] - _shift(ref_c, -s))).ravel(),
-                    ])
-
-                start = [shift_rc[e] @ direction_rc] if direction_rc is not None else shift_rc[e]
-                start = np.clip(start, -max_shift_steps + 1e-6, max_shift_steps - 1e-6)
-                fit = least_squares(residual, start, diff_step=1e-3,
-                                    bounds=(-max_shift_steps, max_shift_steps))
-                new[e] = shift_rc[e] + relax * (as_shift(fit.x) - shift_rc[e])
-                dof = max(1, fit.fun.size - fit.x.size)
-                cov = np.linalg.pinv(fit.jac.T @ fit.jac) * (2 * fit.cost / dof)
-                err_rc[e] = float(np.sqrt(np.trace(cov)))
-            idx = np.flatnonzero(fitted)
-            for k in range(2):
-                new[:, k] = np.interp(np.arange(n_eta), idx, new[idx, k])
-            shift_rc = new - new[n_eta // 2]
     drift_um = shift_rc[:, ::-1] * step_rc[::-1] * np.sign([step_um[0], step_um[1]])
     err_um = np.where(fitted, err_rc * (step_rc.min() if direction_rc is None else
                                         float(np.hypot(*(direction_rc * step_rc)))), np.nan)
     max_shift = float(np.hypot(drift_um[:, 0], drift_um[:, 1]).max()) if n_eta else 0.0
-    typical_error = float(np.median(err_um[fitted])) if fitted.any() and np.isfinite(err_um[fitted]).any() \
-        else np.inf
-    if method == "pairs":
-        typical_error = float(pair_sigma * (step_rc.min() if direction_rc is None else
-                                            float(np.hypot(*(direction_rc * step_rc)))))
+    typical_error = float(pair_sigma * (step_rc.min() if direction_rc is None else
+                                        float(np.hypot(*(direction_rc * step_rc)))))
     measurable = typical_error < measurable_fraction * threshold_um
     return DriftEstimate(
         drift_um=drift_um,
