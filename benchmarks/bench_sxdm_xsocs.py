@@ -452,8 +452,10 @@ def summarise(tags) -> None:
         "component perpendicular to the bending direction is observable (along it, drift equals a tilt); "
         "for this particle that is the component that biases the strain (stripes along y). The default "
         "rows were measured before the drift estimate existed; it adds a read of ≈ 3 % of the frames (the "
-        "detector box) and ≈ 1 s of fitting. The correction needs a second pass over the data, so the "
-        "corrected rows miss the ≥ 5× speed target against XSOCS. See `helpers/sxdm/drift.py`.",
+        "detector box) and ≈ 1 s of fitting. The correction reads the data twice (first pass: moment maps "
+        "only, no peak fits; second pass: interpolated frames, one eta map at a time). Its speed ratio "
+        "compares with XSOCS times from the earlier run at a higher machine load, so it is indicative "
+        "only. See `helpers/sxdm/drift.py`.",
         *drift_notes,
         "- XSOCS's Gaussian is a 1-D fit of each projection of the 50 × 100 × 100 grid. The grid spans the "
         "whole ROI, so a Qz bin (128 px ROI: ≈ 2.2e-4 Å⁻¹, 1.7e-4 in strain) is as wide as the peak: the "

@@ -238,6 +238,9 @@ def reduce(
                 if box is None:
                     box = dr.spot_box(series, pixel_ok, bg_value)
                 moments[sl] = dr.eta_moment_maps(frames, gain, pixel_ok, bg_value, box)
+            if drift == "correct" and desc == "sxdm-maps":
+                bar.update(sl.stop - sl.start)  # first pass of a correction: only the moment maps
+                continue
             res = pk.analyse_peaks(
                 frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
                 split_fraction, window_sigma,
@@ -265,6 +268,7 @@ def reduce(
         if drift == "correct" and not estimate.measurable:
             import warnings
 
+            run_pass(series.iter_chunks(points_per_chunk), "sxdm-maps (uncorrected)")
             warnings.warn(
                 f"{series.path}: drift not measurable (median error {estimate.typical_error_um * 1e3:.0f} nm "
                 "per eta map, needs < half the flag threshold): the maps are not corrected",
