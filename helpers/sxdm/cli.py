@@ -35,6 +35,9 @@ def add_arguments(parser, name: str = "sxdm-maps") -> None:
     parser.add_argument("--median", type=int, default=None, help="odd median kernel per frame (default off)")
     parser.add_argument("--memory-mb", type=float, default=256.0, help="memory budget of the frame chunks "
                         "(default 256 MB; the process adds ~200 MB of libraries)")
+    parser.add_argument("--drift", choices=("estimate", "correct", "off"), default="estimate",
+                        help="sample drift between eta maps: estimate and flag (default), correct it "
+                        "(second pass on interpolated frames), or off")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -60,10 +63,26 @@ def run(args) -> int:
         median_size=args.median,
         memory_limit_mb=args.memory_mb,
         progress=not args.quiet,
+        drift=args.drift,
     )
     flags = {k: v for k, v in flag_summary(maps).items() if v}
     print(
         f"{out}: {maps.shape[0]} x {maps.shape[1]} points, {int(maps.mask.sum())} in the mask, "
         f"mean d {maps.reference_d:.5f} Å, flags {flags or 'none'}"
     )
+    print(drift_summary(maps.params))
     return 0
+
+
+def drift_summary(params: dict) -> str:
+    """One line on the eta-map drift recorded in a reduction's parameters."""
+    if "drift_max_um" not in params:
+        return f"drift: {params.get('drift_mode', 'off')}"
+    if not params["drift_measurable"]:
+        return (f"drift: not measurable on this scan (median error {params['drift_typical_error_um']} µm per "
+                "eta map); not checked")
+    verdict = "FLAGGED" if params["drift_flagged"] else "ok"
+    done = "corrected" if params["drift_mode"] == "correct" else "not corrected"
+    return (f"drift: max {params['drift_max_um'] * 1e3:.1f} nm between eta maps along "
+            f"{params['drift_direction_xy']} (threshold {params['drift_threshold_um'] * 1e3:.1f} nm): "
+            f"{verdict}, {done}")

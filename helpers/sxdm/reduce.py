@@ -11,6 +11,8 @@ N = scan points):  ≈ 32·P (pixel q in the peak frame and pixel volumes, float
 + n · 8·(ny·nx + n_eta·(ny + nx)) (2-D projections) + 8·6000·n_threads (fit scratch)
 + 200·N (the maps). ``points_per_chunk`` is chosen from ``memory_limit_mb`` by this formula, so peak
 memory does not grow with the scan size (tested in the benchmark with a 200 × 200-point scan).
+Drift (:mod:`helpers.sxdm.drift`): the per-eta moment maps add 24·n_eta·N bytes; ``drift="correct"``
+runs a second pass whose reader adds one eta map's (chunk rows + 2) rows of frames.
 
 Background: ``"auto"`` estimates one constant (counts per pixel per frame, monitor-normalised) from the
 first chunk: the mean over the outer 4-pixel ring of the ROI, over the 80 % of points with the least
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.sxdm import drift as dr
 from helpers.sxdm import geometry as geo
 from helpers.sxdm import peaks as pk
 from helpers.sxdm.maps import FLAG_BITS, SxdmMaps, derive_maps, file_sha256, write_maps
@@ -134,6 +137,8 @@ def reduce(
     memory_limit_mb: float = 256.0,
     points_per_chunk: int | None = None,
     progress: bool = True,
+    drift="estimate",
+    drift_flag_fraction: float = 0.1,
 ) -> SxdmMaps:
     """Reduce an SXDM scan series to maps; write them to ``out`` (HDF5) when given.
 
@@ -154,6 +159,11 @@ def reduce(
         (:func:`detect_hot_pixels`; needed for inputs without a pixel mask, e.g. XSOCS master files)
     memory_limit_mb, points_per_chunk : chunking (``points_per_chunk`` overrides the limit)
     progress : show a tqdm progress bar
+    drift : sample drift between the eta maps (:mod:`helpers.sxdm.drift`): ``"estimate"`` (default:
+        estimate it from per-eta detector-COM maps, store it in the parameters and warn when it exceeds
+        ``drift_flag_fraction`` of the scan step; the maps are not changed), ``"correct"`` (estimate,
+        then a second pass on frames interpolated onto the common grid), ``"off"``, or an array
+        (n_eta, 2) of known (dx, dy) drifts in µm to correct
     """
     from tqdm.auto import tqdm
 
@@ -163,6 +173,14 @@ def reduce(
         raise ValueError(f"reference d = {reference_d} Å: it must be a positive d-spacing in Å")
     if median_size is not None:
         median_filter_frames(np.zeros((1, 3, 3)), median_size)  # validates the size early
+    given_drift = None
+    if isinstance(drift, str):
+        if drift not in ("estimate", "correct", "off"):
+            raise ValueError(
+                f"drift {drift!r}: give 'estimate', 'correct', 'off' or an (n_eta, 2) array in µm"
+            )
+    else:
+        given_drift, drift = np.asarray(drift, float), "given"
     series = _open_series(source, detector, roi)
     n_eta, (ny, nx) = series.n_eta, series.frame_shape
     if n_eta < 2:
@@ -199,29 +217,77 @@ def reduce(
         raise ValueError(f"background {background!r}: give 'auto' or a number ≥ 0 (counts/pixel/frame)")
 
     n_hot = None
-    bar = tqdm(total=n_points, desc="sxdm-maps", unit="pt", disable=not progress)
+    moments = np.zeros((n_points, n_eta, 3)) if drift in ("estimate", "correct") else None
+
+    box = None
+
+    def run_pass(chunks, desc):
+        nonlocal n_hot, pixel_ok, bg_value, box
+        bar = tqdm(total=n_points, desc=desc, unit="pt", disable=not progress)
+        for sl, frames in chunks:
+            gain = gain_all[sl]
+            if median_size is not None:
+                frames = median_filter_frames(frames, median_size)
+            if n_hot is None:
+                hot = detect_hot_pixels(frames, pixel_ok) if hot_pixels else np.zeros_like(pixel_ok)
+                n_hot = int(hot.sum())
+                pixel_ok = pixel_ok & ~hot
+            if bg_value is None:
+                bg_value = estimate_background(frames, gain, pixel_ok)
+            if moments is not None and desc == "sxdm-maps":
+                if box is None:
+                    box = dr.spot_box(series, pixel_ok, bg_value)
+                moments[sl] = dr.eta_moment_maps(frames, gain, pixel_ok, bg_value, box)
+            if drift == "correct" and desc == "sxdm-maps":
+                bar.update(sl.stop - sl.start)  # first pass of a correction: only the moment maps
+                continue
+            res = pk.analyse_peaks(
+                frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
+                split_fraction, window_sigma,
+            )
+            intensity[sl], centre[sl], sigma[sl], error[sl], flags[sl] = (
+                res.intensity, res.centre, res.sigma, res.centre_error, res.flags
+            )
+            bar.update(sl.stop - sl.start)
+            del frames, res
+        bar.close()
+
     # sequential reads: h5py serialises I/O behind one lock anyway, and a reader thread next to the
     # numba thread pool risked a lock-order deadlock inside Jupyter kernels
-    for sl, frames in series.iter_chunks(points_per_chunk):
-        gain = gain_all[sl]
-        if median_size is not None:
-            frames = median_filter_frames(frames, median_size)
-        if n_hot is None:
-            hot = detect_hot_pixels(frames, pixel_ok) if hot_pixels else np.zeros_like(pixel_ok)
-            n_hot = int(hot.sum())
-            pixel_ok = pixel_ok & ~hot
-        if bg_value is None:
-            bg_value = estimate_background(frames, gain, pixel_ok)
-        res = pk.analyse_peaks(
-            frames, q_frame, gain, pixel_ok, bg_value, method, min_counts, sat, edge_fraction,
-            split_fraction, window_sigma,
+    if given_drift is None:
+        run_pass(series.iter_chunks(points_per_chunk), "sxdm-maps")
+    else:
+        run_pass(dr.iter_drift_corrected_chunks(series, points_per_chunk, given_drift), "sxdm-maps")
+    drift_params = {"drift_mode": drift}
+    if moments is not None:
+        estimate = dr.estimate_drift(
+            moments, series.scan_shape, dr.scan_steps_um(series), flag_fraction=drift_flag_fraction
         )
-        intensity[sl], centre[sl], sigma[sl], error[sl], flags[sl] = (
-            res.intensity, res.centre, res.sigma, res.centre_error, res.flags
-        )
-        bar.update(sl.stop - sl.start)
-        del frames, res
-    bar.close()
+        drift_params.update(estimate.as_params())
+        drift_params["drift_detector_box"] = [int(v) for v in box]
+        if drift == "correct" and not estimate.measurable:
+            import warnings
+
+            run_pass(series.iter_chunks(points_per_chunk), "sxdm-maps (uncorrected)")
+            warnings.warn(
+                f"{series.path}: drift not measurable (median error {estimate.typical_error_um * 1e3:.0f} nm "
+                "per eta map, needs < half the flag threshold): the maps are not corrected",
+                stacklevel=2,
+            )
+        elif drift == "correct":
+            run_pass(dr.iter_drift_corrected_chunks(series, points_per_chunk, estimate.drift_um),
+                     "sxdm-maps (drift-corrected)")
+        elif estimate.flagged:
+            import warnings
+
+            warnings.warn(
+                f"{series.path}: the eta maps are shifted by up to {estimate.max_shift_um * 1e3:.0f} nm "
+                f"(> {drift_flag_fraction:g} of the scan step): sample drift biases strain and tilt; "
+                "reduce with drift='correct' (CLI: --drift correct)",
+                stacklevel=2,
+            )
+    elif given_drift is not None:
+        drift_params["drift_um"] = np.round(given_drift, 6).tolist()
 
     q_sample = q0 + centre @ frame
     q_unc = np.sqrt(error**2 @ frame**2)
@@ -251,6 +317,7 @@ def reduce(
         "monitor": series.monitor_name or "none",
         "reference_monitor": reference_monitor,
         "scans": list(series.scans),
+        **drift_params,
     }
     maps = derive_maps(
         intensity.reshape(shape),
