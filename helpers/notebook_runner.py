@@ -47,8 +47,8 @@ def read_notebook(path: Path):
     return jupytext.read(source, fmt="py:percent")
 
 
-#: seconds one cell may run before the notebook is abandoned (no workbook cell needs a minute)
-CELL_TIMEOUT_S = 600
+#: seconds one cell may run before the notebook is retried (no workbook cell needs a minute)
+CELL_TIMEOUT_S = 300
 #: fresh-kernel attempts per notebook: a lost kernel message (nbclient#312) must not hang a whole run
 ATTEMPTS = 2
 
