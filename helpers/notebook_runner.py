@@ -64,6 +64,8 @@ def execute_notebook(path: Path, timeout_s: int = CELL_TIMEOUT_S) -> float:
 
     nb = read_notebook(path)
     nb.metadata.pop("jupytext", None)
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"cell-{index:03d}"  # stable ids: a re-run changes only what the cells print
     nb.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": "Python 3",
