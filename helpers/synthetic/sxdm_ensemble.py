@@ -248,6 +248,32 @@ def maps_from_truth(sim, rng: np.random.Generator, mask_threshold: float = 0.2):
     )
 
 
+#: modules whose code shapes the cached frames and maps: editing one invalidates the cache
+_CACHED_BY = (
+    "helpers.synthetic.sxdm_model",
+    "helpers.synthetic.sxdm_scan",
+    "helpers.synthetic.sxdm_ensemble",
+    "helpers.sxdm.geometry",
+    "helpers.sxdm.io",
+    "helpers.sxdm.peaks",
+    "helpers.sxdm.reduce",
+    "helpers.sxdm.drift",
+    "helpers.sxdm.maps",
+)
+
+
+def _code_digest() -> str:
+    """sha256 of the source of :data:`_CACHED_BY`, so a changed model or reducer never reads stale maps."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in _CACHED_BY:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            digest.update(Path(spec.origin).read_bytes())
+    return digest.hexdigest()
+
+
 def _cache_folder(cache: Path | None, method: str, scan_step_um: float, seed: int) -> Path:
     from helpers.paths import cache_dir
 
@@ -259,6 +285,7 @@ def _cache_folder(cache: Path | None, method: str, scan_step_um: float, seed: in
             "step": scan_step_um,
             "seed": seed,
             "d8": DOMAIN8_OFFSET,
+            "code": _code_digest(),
         },
         sort_keys=True,
     )
