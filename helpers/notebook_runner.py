@@ -13,6 +13,10 @@ from pathlib import Path
 from helpers.paths import figures_dir, repo_root
 
 KERNEL_NAME = "python3"
+#: seconds one cell may run before the notebook is retried (no workbook cell needs a minute)
+CELL_TIMEOUT_S = 300
+#: fresh-kernel attempts per notebook: a lost kernel message (nbclient#312) must not hang a whole run
+ATTEMPTS = 2
 
 
 def notebook_paths(folder: Path | None = None, selection: list[str] | None = None) -> list[Path]:
@@ -45,12 +49,6 @@ def read_notebook(path: Path):
     import jupytext
 
     return jupytext.read(source, fmt="py:percent")
-
-
-#: seconds one cell may run before the notebook is retried (no workbook cell needs a minute)
-CELL_TIMEOUT_S = 300
-#: fresh-kernel attempts per notebook: a lost kernel message (nbclient#312) must not hang a whole run
-ATTEMPTS = 2
 
 
 def execute_notebook(path: Path, timeout_s: int = CELL_TIMEOUT_S) -> float:
@@ -103,18 +101,18 @@ def reproduce(selection: list[str] | None = None) -> None:
 
 
 def _execute_with_retry(path: Path) -> float:
-    """:func:`execute_notebook`, once more with a fresh kernel if a cell times out."""
+    """:func:`execute_notebook`, repeated with a fresh kernel if a cell times out or the kernel dies."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    for attempt in range(1, ATTEMPTS + 1):
+    for _ in range(ATTEMPTS - 1):
         try:
             return execute_notebook(path)
         except (CellTimeoutError, DeadKernelError) as err:
-            if attempt == ATTEMPTS:
-                raise RuntimeError(
-                    f"{path.name}: a cell ran longer than {CELL_TIMEOUT_S} s (or the kernel died) "
-                    f"{ATTEMPTS} times; the stored notebook is unchanged"
-                ) from err
             print(f"  {type(err).__name__}; retrying {path.name} with a fresh kernel", flush=True)
-    raise AssertionError("unreachable")
-
+    try:
+        return execute_notebook(path)
+    except (CellTimeoutError, DeadKernelError) as err:
+        raise RuntimeError(
+            f"{path.name}: a cell ran longer than {CELL_TIMEOUT_S} s (or the kernel died) "
+            f"{ATTEMPTS} times; the stored notebook is unchanged"
+        ) from err
