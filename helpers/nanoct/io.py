@@ -7,12 +7,13 @@ scan larger than memory can be streamed. Input files are only ever opened read-o
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from helpers.provenance import file_digest
 
 
 @dataclass
@@ -54,13 +55,9 @@ class TomoScan:
         return self.darks.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
-def file_checksum(path: str | Path, algorithm: str = "sha256", chunk_bytes: int = 1 << 22) -> str:
-    """Hex digest of a file, read in 4 MiB chunks (for provenance attributes)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return f"{algorithm}:{digest.hexdigest()}"
+def file_checksum(path: str | Path, algorithm: str = "sha256") -> str:
+    """``"<algorithm>:<hex digest>"`` of a file (the input checksum attribute of reconstructions)."""
+    return f"{algorithm}:{file_digest(path, algorithm)}"
 
 
 def _validate(scan: TomoScan) -> TomoScan:

@@ -10,11 +10,12 @@ walks either in slabs of bounded memory. Input files are opened read-only and ne
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from helpers.provenance import file_sha256  # noqa: F401 (re-exported: volume_io.file_sha256)
 
 
 def validate_volume(volume, name: str = "volume") -> None:
@@ -165,10 +166,3 @@ def iter_slabs(volume, slab: int = 64):
         yield z0, np.asarray(volume[z0 : z0 + slab])
 
 
-def file_sha256(path, block_bytes: int = 1 << 24) -> str:
-    """SHA-256 of a file read in 16 MiB blocks (provenance of inputs)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -55,7 +55,6 @@ crash never leaves a file that looks finished; :func:`read_maps` refuses a file 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import tempfile
@@ -63,6 +62,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+
+from helpers.provenance import file_sha256
 
 FORMAT_NAME = "nmc-workbook sxdm-maps 1"
 
@@ -334,20 +335,6 @@ def d_histogram(maps: SxdmMaps, bins: int = 60) -> tuple[np.ndarray, np.ndarray,
     return counts, edges, float(np.std(d) / np.mean(d))
 
 
-# --------------------------------------------------------------------------------------------------
-# file
-
-
-def file_sha256(path, block_bytes: int = 1 << 22) -> str:
-    """SHA-256 hex digest of a file, read in blocks (the provenance checksum of an input)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(block_bytes)
-            if not block:
-                break
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _attr_value(value):
