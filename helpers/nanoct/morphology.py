@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import ndimage
 
 from helpers.nanoct.roundness import SURFACE_SIGMA_VOX, smoothed_surface, wadell_roundness
+from helpers.nanoct.segment import _touches_border
 
 __all__ = ["COLUMNS", "MIN_D_EQ_VOX", "circumscribed_radius", "inertia_semi_axes", "inscribed_radius",
            "measure_particle", "particle_table", "weighted_median"]
@@ -259,7 +260,7 @@ def particle_table(labels, voxel_size_um: float, *, min_d_eq_vox: float = MIN_D_
 def _table_row(lab, sl, crop, shape, voxel, options) -> dict:
     row = {"label": lab}
     row.update(measure_particle(crop, voxel, **options))
-    row["touches_border"] = any(s.start == 0 or s.stop == n for s, n in zip(sl, shape, strict=True))
+    row["touches_border"] = _touches_border(sl, shape)
     centroid = np.argwhere(crop).mean(axis=0) + [s.start for s in sl]
     row["centroid_z_um"], row["centroid_y_um"], row["centroid_x_um"] = centroid * voxel
     return row

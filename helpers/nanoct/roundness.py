@@ -170,18 +170,21 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
 
 
 def _fit_sphere(points):
-    """Least-squares sphere (centre, radius): algebraic fit refined by geometric least squares."""
+    """Least-squares sphere (centre, radius): algebraic fit refined by geometric least squares.
+
+    Works in any dimension: 2-D ``points`` give the least-squares circle.
+    """
     design = np.column_stack([2 * points, np.ones(len(points))])
     rhs = np.einsum("ij,ij->i", points, points)
     solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
-    centre = solution[:3]
-    radius = float(np.sqrt(max(solution[3] + centre @ centre, 1e-12)))
+    centre = solution[:-1]
+    radius = float(np.sqrt(max(solution[-1] + centre @ centre, 1e-12)))
 
     def residuals(params):
-        return np.linalg.norm(points - params[:3], axis=1) - params[3]
+        return np.linalg.norm(points - params[:-1], axis=1) - params[-1]
 
     fitted = optimize.least_squares(residuals, np.append(centre, radius), method="lm")
-    return fitted.x[:3], abs(float(fitted.x[3]))
+    return fitted.x[:-1], abs(float(fitted.x[-1]))
 
 
 def _fit_piece_radius(points, kappa_max, kappa_min, direction_min):
@@ -192,18 +195,8 @@ def _fit_piece_radius(points, kappa_max, kappa_min, direction_min):
         axis = np.linalg.eigh(orientation)[1][:, -1]
         basis = np.linalg.svd(np.eye(3) - np.outer(axis, axis))[0][:, :2]
         mean = points.mean(axis=0)
-        flat = (points - mean) @ basis
-        design = np.column_stack([2 * flat, np.ones(len(flat))])
-        rhs = np.einsum("ij,ij->i", flat, flat)
-        solution, *_ = np.linalg.lstsq(design, rhs, rcond=None)
-        centre = solution[:2]
-        radius0 = float(np.sqrt(max(solution[2] + centre @ centre, 1e-12)))
-
-        def residuals(params):
-            return np.linalg.norm(flat - params[:2], axis=1) - params[2]
-
-        fitted = optimize.least_squares(residuals, np.append(centre, radius0), method="lm")
-        return mean + basis @ fitted.x[:2], abs(float(fitted.x[2]))
+        centre, radius = _fit_sphere((points - mean) @ basis)
+        return mean + basis @ centre, radius
     return _fit_sphere(points)
 
 
