@@ -157,8 +157,7 @@ def _pad_px(args, distances, pixel, energy, scans) -> int:
     _, ny, nx = scans[0].shape
     if args.phase == "none":
         return 0
-    length = phase.paganin_length_px(args.delta_beta, energy, max(distances), pixel)
-    return int(max(3 * length, ny // 2, nx // 2))
+    return phase.paganin_pad_px(args.delta_beta, energy, max(distances), pixel, ny, nx)
 
 
 def _params(args, distances, pixel, energy) -> dict:

@@ -57,6 +57,18 @@ def paganin_length_px(delta_beta: float, energy_kev: float, distance_m: float, p
     return float(np.sqrt(np.pi * wavelength_m(energy_kev) * distance_m * delta_beta) / pixel_size_m)
 
 
+def paganin_pad_px(
+    delta_beta: float, energy_kev: float, distance_m: float, pixel_size_m: float, ny: int, nx: int
+) -> int:
+    """Default edge padding per side of :func:`paganin` for (ny, nx) images: max(3L, ny/2, nx/2) px."""
+    return int(max(3 * paganin_length_px(delta_beta, energy_kev, distance_m, pixel_size_m), ny // 2, nx // 2))
+
+
+def _projected_delta(filtered: np.ndarray, delta_beta: float, lam: float, pixel_size_m: float) -> np.ndarray:
+    """D = −(δ/β)·(λ/4π)·ln(filtered) in pixels, from a Paganin-filtered transmission."""
+    return -delta_beta * lam / (4 * np.pi) * np.log(np.clip(filtered, 1e-6, None)) / pixel_size_m
+
+
 def paganin(
     transmission: np.ndarray,
     delta_beta: float,
@@ -79,9 +91,7 @@ def paganin(
     if backend == "workbook":
         ny, nx = stack.shape[1:]
         if pad_px is None:
-            pad_px = int(
-                max(3 * paganin_length_px(delta_beta, energy_kev, distance_m, pixel_size_m), ny // 2, nx // 2)
-            )
+            pad_px = paganin_pad_px(delta_beta, energy_kev, distance_m, pixel_size_m, ny, nx)
         shape = (ny + 2 * pad_px, nx + 2 * pad_px)
         uy = np.fft.fftfreq(shape[0], d=pixel_size_m)
         ux = np.fft.rfftfreq(shape[1], d=pixel_size_m)
@@ -92,7 +102,7 @@ def paganin(
             filtered = np.fft.irfft2(np.fft.rfft2(padded) * filt, s=shape)[
                 pad_px : pad_px + ny, pad_px : pad_px + nx
             ]
-            out[i] = -delta_beta * lam / (4 * np.pi) * np.log(np.clip(filtered, 1e-6, None)) / pixel_size_m
+            out[i] = _projected_delta(filtered, delta_beta, lam, pixel_size_m)
         return out[0] if single else out
     if backend != "nabu":
         raise ValueError(f"unknown Paganin backend {backend!r}: 'workbook' or 'nabu'")
@@ -111,7 +121,7 @@ def paganin(
     out = np.empty_like(stack)
     for i, radio in enumerate(stack):
         filtered = retr.retrieve_phase(np.ascontiguousarray(radio))
-        out[i] = -delta_beta * lam / (4 * np.pi) * np.log(np.clip(filtered, 1e-6, None)) / pixel_size_m
+        out[i] = _projected_delta(filtered, delta_beta, lam, pixel_size_m)
     return out[0] if single else out
 
 

@@ -184,6 +184,13 @@ def fresnel_propagate(
     return out[..., pad : pad + ny, pad : pad + nx]
 
 
+def pillar_mask(ny: int, nx: int) -> np.ndarray:
+    """(ny, nx) mask of the pillar :func:`simulate_scan` keeps with ``cylinder``: the disk inscribed in
+    the x width, radius (nx−1)/2 − 1 px about ((nx−1)/2, (nx−1)/2)."""
+    yy, xx = np.mgrid[0:ny, 0:nx] - (nx - 1) / 2.0
+    return np.hypot(yy, xx) <= (nx - 1) / 2.0 - 1.0
+
+
 def counts_for_snr(snr: float, transmission_roi: float = 1.0) -> float:
     """Flat-field counts per pixel giving SNR = mean(ROI)/σ(background) on a raw projection.
 
@@ -261,8 +268,7 @@ def simulate_scan(
     if cylinder:
         # the sample is a pillar: air outside the cylinder inscribed in the (y, x) square, so every
         # projection sees all of it (no inconsistent, laterally truncated data)
-        yy_v, xx_v = np.mgrid[0:ny_v, 0:nx_v] - (nx_v - 1) / 2.0
-        inside = (np.hypot(yy_v, xx_v) <= (nx_v - 1) / 2.0 - 1.0)[None]
+        inside = pillar_mask(ny_v, nx_v)[None]
         delta_volume = np.where(inside, delta_volume, 0).astype(np.float32)
         beta_volume = np.where(inside, beta_volume, 0).astype(np.float32)
     d_int = project_volume(delta_volume, angles_rad, supersample) * voxel_size_m

@@ -50,9 +50,7 @@ def write_ct_sample(out_folder: Path) -> list[Path]:
     out_folder = Path(out_folder)
     phantom, scan = make_sample_scan()
     scan_path = ct_projections.write_nxtomo(out_folder / SCAN_FILE, scan)
-    n = SAMPLE_SHAPE[1]
-    yy, xx = np.mgrid[0:n, 0:n] - (n - 1) / 2.0
-    inside = (np.hypot(yy, xx) <= (n - 1) / 2.0 - 1.0)[None]
+    inside = ct_projections.pillar_mask(*SAMPLE_SHAPE[1:])[None]
     truth_path = out_folder / TRUTH_FILE
     with h5py.File(truth_path, "w") as f:
         f.create_dataset(
