@@ -356,17 +356,16 @@ def estimate_drift(
             intensity, row_sum, col_sum, fitted, support, direction_rc, max_lag, max_shift_steps
         )
     drift_um = shift_rc[:, ::-1] * step_rc[::-1] * np.sign([step_um[0], step_um[1]])
-    err_um = np.where(fitted, err_rc * (step_rc.min() if direction_rc is None else
-                                        float(np.hypot(*(direction_rc * step_rc)))), np.nan)
+    # length (µm) of one unit of the fitted shift: a scan step, or the step along ``direction_rc``
+    unit_um = step_rc.min() if direction_rc is None else float(np.hypot(*(direction_rc * step_rc)))
+    err_um = np.where(fitted, err_rc * unit_um, np.nan)
     max_shift = float(np.hypot(drift_um[:, 0], drift_um[:, 1]).max()) if n_eta else 0.0
-    typical_error = float(pair_sigma * (step_rc.min() if direction_rc is None else
-                                        float(np.hypot(*(direction_rc * step_rc)))))
+    typical_error = float(pair_sigma * unit_um)
     measurable = typical_error < measurable_fraction * threshold_um
     return DriftEstimate(
         drift_um=drift_um,
         error_um=err_um,
-        direction=None if direction_rc is None else direction_rc[::-1] * step_rc[::-1]
-        / np.hypot(*(direction_rc * step_rc)),
+        direction=None if direction_rc is None else direction_rc[::-1] * step_rc[::-1] / unit_um,
         fitted=fitted,
         max_shift_um=max_shift,
         threshold_um=threshold_um,

@@ -595,11 +595,6 @@ def pixel_volumes(q_frame) -> np.ndarray:
     return np.abs(np.linalg.det(np.stack([de, dr, dc], axis=-2)))
 
 
-def _pixel_volume(q_frame) -> float:
-    """Mean q-space volume (Å⁻³) of one (eta, row, col) sample."""
-    return float(np.mean(pixel_volumes(q_frame)))
-
-
 # --------------------------------------------------------------------------------------------------
 # all together
 
