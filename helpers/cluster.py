@@ -134,8 +134,8 @@ def dask_client(
         except Exception as err:  # noqa: BLE001 - refused, timed out, or not a Dask scheduler at all
             raise OSError(
                 f"--scheduler {scheduler}: no Dask scheduler answered within {connect_timeout_s:g} s "
-                f"({type(err).__name__}: {str(err)[:120]}); start one with 'dask scheduler' and 'dask worker {scheduler}', "
-                "or check the address"
+                f"({type(err).__name__}: {str(err)[:120]}); start one with 'dask scheduler' and "
+                f"'dask worker {scheduler}', or check the address"
             ) from None
     try:
         if not quiet:

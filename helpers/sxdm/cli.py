@@ -1,4 +1,8 @@
-"""``nmc-workbook sxdm-maps INPUT --out maps.h5``: a thin layer over :func:`helpers.sxdm.reduce.reduce`."""
+"""``nmc-workbook sxdm-maps INPUT --out maps.h5``: a thin layer over :func:`helpers.sxdm.reduce.reduce`.
+
+Several inputs: ``sxdm-maps IN1.h5 IN2.h5 … --out-dir DIR`` (one task per scan, :mod:`helpers.sxdm.batch`),
+in-process or on Dask with ``--scheduler`` (:mod:`helpers.cluster`).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,12 @@ def _roi(text: str):
 
 def add_arguments(parser, name: str = "sxdm-maps") -> None:
     """Options of ``sxdm-maps``."""
-    parser.add_argument("input", help="BLISS dataset file (all SXDM entries) or XSOCS master file")
-    parser.add_argument("--out", required=True, help="results HDF5 file (group /maps)")
+    from helpers.cluster import add_scheduler_arguments
+
+    parser.add_argument("input", nargs="+",
+                        help="BLISS dataset file(s) (all SXDM entries) or XSOCS master file(s)")
+    parser.add_argument("--out", default=None, help="results HDF5 file (group /maps) of the one input")
+    parser.add_argument("--out-dir", default=None, help="folder for several inputs: DIR/<input stem>_maps.h5")
     parser.add_argument("--detector", default=None, help="detector name (default: the only/known one)")
     parser.add_argument("--roi", default=None, help="detector ROI row0,row1,col0,col1 (full-detector px)")
     parser.add_argument("--method", choices=("com", "gauss"), default="gauss",
@@ -39,6 +47,7 @@ def add_arguments(parser, name: str = "sxdm-maps") -> None:
                         help="sample drift between eta maps: estimate and flag (default), correct it "
                         "(second pass on interpolated frames), or off")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scheduler_arguments(parser)
 
 
 def run(args) -> int:
@@ -46,12 +55,7 @@ def run(args) -> int:
     from helpers.sxdm.reduce import MAXIPIX_SATURATION, flag_summary, reduce
 
     background = args.background if args.background == "auto" else float(args.background)
-    out = Path(args.out)
-    if out.resolve() == Path(args.input).resolve():
-        raise ValueError(f"--out {out} is the input file: the input is never modified, choose another name")
-    maps = reduce(
-        args.input,
-        out,
+    options = dict(
         detector=args.detector,
         roi=_roi(args.roi) if args.roi else None,
         method=args.method,
@@ -62,9 +66,16 @@ def run(args) -> int:
         saturation=MAXIPIX_SATURATION if args.saturation is None else args.saturation,
         median_size=args.median,
         memory_limit_mb=args.memory_mb,
-        progress=not args.quiet,
         drift=args.drift,
     )
+    if args.out_dir is not None or args.scheduler is not None or len(args.input) > 1:
+        return _run_many(args, options)
+    if args.out is None:
+        raise ValueError("give --out FILE for one input, or --out-dir DIR")
+    out = Path(args.out)
+    if out.resolve() == Path(args.input[0]).resolve():
+        raise ValueError(f"--out {out} is the input file: the input is never modified, choose another name")
+    maps = reduce(args.input[0], out, progress=not args.quiet, **options)
     flags = {k: v for k, v in flag_summary(maps).items() if v}
     print(
         f"{out}: {maps.shape[0]} x {maps.shape[1]} points, {int(maps.mask.sum())} in the mask, "
@@ -72,6 +83,34 @@ def run(args) -> int:
     )
     print(drift_summary(maps.params))
     return 0
+
+
+def _run_many(args, options) -> int:
+    """One task per input into ``--out-dir`` (in-process or on ``--scheduler``); 1 if any scan failed."""
+    import sys
+
+    from helpers.cluster import check_scheduler, dask_client
+    from helpers.sxdm.batch import plan_outputs, reduce_many
+
+    if args.out is not None or args.out_dir is None:
+        raise ValueError("several inputs or --scheduler: give --out-dir DIR (not --out)")
+    check_scheduler(args.scheduler, args.workers)
+    plan_outputs(args.input, args.out_dir)  # clashing or missing inputs: an error before any work
+    with dask_client(args.scheduler, args.workers, args.connect_timeout, quiet=args.quiet) as client:
+        outcomes = reduce_many(args.input, args.out_dir, options, client, quiet=args.quiet)
+    for o in outcomes:
+        if o.ok:
+            v = o.value
+            print(f"{v['output']}: {v['shape'][0]} x {v['shape'][1]} points, {v['n_mask']} in the mask, "
+                  f"mean d {v['reference_d']:.5f} Å, flags {v['flags'] or 'none'}")
+            print(f"  {drift_summary(v['params'])}")
+        else:
+            print(f"nmc-workbook sxdm-maps: error: {o.item[0]}: {type(o.error).__name__}: {o.error} "
+                  "(no output written)", file=sys.stderr)
+    failed = sum(not o.ok for o in outcomes)
+    if failed:
+        print(f"{failed} of {len(outcomes)} scans failed, the others were written", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def drift_summary(params: dict) -> str:
