@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-reconstruct")
     )
     parser.add_argument("--overwrite", action="store_true", help="start again even if --out exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from helpers.cluster import add_scheduler_arguments
+
+    add_scheduler_arguments(parser)  # slab pass as Dask tasks (helpers.nanoct.slab_tasks)
 
 
 def _parse_slices(text: str | None, n_rows: int) -> tuple[int, int]:
@@ -177,7 +180,16 @@ def _params(args, distances, pixel, energy) -> dict:
 
 
 def run(args) -> int:
-    """Run the reconstruction; returns 0 on success."""
+    """Run the reconstruction; returns 0 on success (on Dask with ``--scheduler``)."""
+    from helpers.cluster import check_scheduler, dask_client
+
+    check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
+    with dask_client(getattr(args, "scheduler", None), getattr(args, "workers", None),
+                     getattr(args, "connect_timeout", 10.0), quiet=args.quiet) as client:
+        return _run(args, client)
+
+
+def _run(args, client) -> int:
     import h5py
 
     scans = _open_scans(args)
@@ -232,7 +244,18 @@ def run(args) -> int:
             f["angles_rad"] = scans[0].angles_rad
         _phase_pass(f, scans, args, distances, pixel, energy, quiet=args.quiet)
         center = _center(f, scans[0].angles_rad, args, n_rows)
-        _slab_pass(f, scans[0].angles_rad, center, args, row0, row1, quiet=args.quiet)
+        if client is None:
+            _slab_pass(f, scans[0].angles_rad, center, args, row0, row1, quiet=args.quiet)
+    if client is not None:  # tasks read the closed file, one writer joins their slab files
+        from helpers.nanoct import slab_tasks
+
+        if args.overwrite and slab_tasks.slab_dir(out).exists():
+            import shutil
+
+            shutil.rmtree(slab_tasks.slab_dir(out))
+        slab_tasks.slab_pass(out, center, args.rings, args.method, args.slab, row0, row1, client,
+                             quiet=args.quiet)
+    with h5py.File(out, "a") as f:
         _to_8bit(f, args)
     if not args.quiet:
         print(f"wrote {out}: volume {row1 - row0}×{n_cols}×{n_cols}, centre {center:.2f} px")
