@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
                         help="void size counted as resolved (paper: 0.05 µm)")
     parser.add_argument("--no-morphology", action="store_true", help="skip the morphology table")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    from helpers.cluster import add_scheduler_arguments
+
+    add_scheduler_arguments(parser)  # morphology per particle batch as Dask tasks
 
 
 def _column_array(series) -> np.ndarray:
@@ -69,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     src = Path(args.volume)
     out = Path(args.out)
+    from helpers.cluster import check_scheduler
+
+    check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
     if out.exists() and not args.overwrite:
         raise OSError(f"{out} exists: pass --overwrite to replace it")
     if out.resolve() == src.resolve():
@@ -95,7 +101,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_morphology and importlib.util.find_spec("helpers.nanoct.morphology") is not None:
         from helpers.nanoct import morphology as morph
 
-        morphology = morph.particle_table(result.labels, args.voxel_size_um)
+        scheduler = getattr(args, "scheduler", None)
+        if scheduler is None:
+            morphology = morph.particle_table(result.labels, args.voxel_size_um)
+        else:
+            from helpers.cluster import dask_client
+            from helpers.nanoct.morphology_tasks import particle_table_on
+
+            with dask_client(scheduler, args.workers, args.connect_timeout) as client:
+                morphology = particle_table_on(client, result.labels, args.voxel_size_um,
+                                               out.with_name(out.name + ".parts"))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(out, "w") as f:
