@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args._module.run(args) or 0)
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError, RuntimeError) as err:  # RuntimeError: failed Dask tasks
         print(f"nmc-workbook {args.command}: error: {err}", file=sys.stderr)
         return 2
 
