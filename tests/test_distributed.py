@@ -98,9 +98,12 @@ def test_ct_reconstruct_on_dask_equals_in_process(dask_cluster, ct_sample, tmp_p
     assert cli_main([*common, "--out", str(out), "--scheduler", dask_cluster]) == 0
     with h5py.File(tmp_path / "local.h5") as a, h5py.File(out) as b:
         _close(a["volume"][()], b["volume"][()])  # float32 volume: ≤ 1e-6 of its maximum
+        _close(a["projections_retrieved"][()], b["projections_retrieved"][()])  # the phase pass's tasks
+        assert b["projections_retrieved"].attrs["done"] == b["projections_retrieved"].shape[0]
         assert b["slice_done"][()].all()
         assert np.abs(a["volume_8bit"][()].astype(int) - b["volume_8bit"][()]).max() <= 1  # 8-bit: ±1 grey
     assert not (tmp_path / "dask.h5.slabs").exists()  # slab files joined and removed
+    assert not (tmp_path / "dask.h5.phase").exists()
 
 
 def test_ct_reconstruct_resumes_from_finished_slab_files(dask_cluster, ct_sample, tmp_path):
@@ -196,6 +199,7 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_clearly(ct_sample, tmp_path
         killed_while_running = run.poll() is None
         procs[1].send_signal(signal.SIGKILL)
         stdout, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
+        print(f"run exit code {run.returncode} after killing a worker; stderr: {stderr[-300:]}")
         if run.returncode == 0:
             assert cli_main(["ct-reconstruct", str(ct_sample), "--out", str(tmp_path / "ref.h5"),
                              "--slices", "0:24", "--slab", "1", "--quiet"]) == 0

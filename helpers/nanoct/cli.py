@@ -242,7 +242,7 @@ def _run(args, client) -> int:
             f["volume"].attrs["voxel_size_m"] = pixel if pixel is not None else np.nan
             f.create_dataset("slice_done", data=np.zeros(row1 - row0, bool))
             f["angles_rad"] = scans[0].angles_rad
-        _phase_pass(f, scans, args, distances, pixel, energy, quiet=args.quiet)
+        _phase_pass(f, scans, args, distances, pixel, energy, quiet=args.quiet, client=client)
         center = _center(f, scans[0].angles_rad, args, n_rows)
         if client is None:
             _slab_pass(f, scans[0].angles_rad, center, args, row0, row1, quiet=args.quiet)
@@ -262,7 +262,7 @@ def _run(args, client) -> int:
     return 0
 
 
-def _phase_pass(f, scans, args, distances, pixel, energy, quiet) -> None:
+def _phase_pass(f, scans, args, distances, pixel, energy, quiet, client=None) -> None:
     from tqdm import tqdm
 
     ds = f["projections_retrieved"]
@@ -295,6 +295,11 @@ def _phase_pass(f, scans, args, distances, pixel, energy, quiet) -> None:
             shifts = phase.register_distances(sample, args.delta_beta, energy, distances, pixel)
             f.attrs["distance_shifts_px"] = json.dumps(shifts)
             f.attrs["distance_shifts_source"] = "phase correlation (helpers.nanoct.phase.register_distances)"
+    if client is not None:  # projection ranges as Dask tasks (helpers.nanoct.phase_tasks)
+        from helpers.nanoct import phase_tasks
+
+        phase_tasks.phase_pass(f, args, distances, pixel, energy, shifts, start, client, quiet=quiet)
+        return
     bar = tqdm(total=n_proj, initial=start, desc="phase", unit="proj", disable=quiet)
     for i in range(start, n_proj, args.batch):
         j = min(i + args.batch, n_proj)

@@ -1,0 +1,186 @@
+"""The CT chain in-process vs on Dask (``local``, ``tcp://``); 1 worker vs 2 at a larger size (issue 18 §3).
+
+Part 1, overhead on a small case: the bundled scan (``data_samples/ct_powder_holotomo.h5``) through
+``ct-reconstruct`` and ``ct-analyse`` (manual threshold 165: the sample's raw grey peaks overlap) in-process,
+with ``--scheduler local --workers 2`` and with ``--scheduler tcp://…`` (a ``dask scheduler`` and two
+``dask worker`` processes started here on 127.0.0.1). Each output is compared with the in-process one.
+
+Part 2, scale: a simulated scan of the workbook's powder phantom (``--shape`` z y x voxels, ``--angles``
+projections over 360°, one distance, Paganin), the same chain in-process, then ``local`` with 1 and 2
+workers. ``ct-analyse --no-morphology`` is run once in-process to split segmentation + voids from the
+morphology step.
+
+Time = wall clock of the command; peak memory = the largest sum of RSS over the command's process tree
+(and the external Dask processes for ``tcp://``), sampled every 0.1 s with psutil (so short peaks may be
+missed; the interpreter and libraries, ~0.25 GB per process, are included). Writes
+``benchmarks/out/dask_scale.json`` and ``benchmarks/RESULTS_dask_scale.md``; the extrapolation to the
+paper's 2560² × 960 voxels is computed from the measured stage times with the cost model stated there.
+Usage: ``python benchmarks/bench_dask_scale.py [--shape 64 256 256 --angles 400]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(__file__).resolve().parent / "out"
+RESULTS = Path(__file__).resolve().parent / "RESULTS_dask_scale.md"
+PAPER = {"rows": 960, "cols": 2560, "angles": 3203}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run_measured(cmd, extra_pids=()) -> dict:
+    """Run ``cmd``; wall time (s), peak summed RSS (MB) of its process tree (+ ``extra_pids``), rc."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    extra = [psutil.Process(p) for p in extra_pids]
+    peak = 0
+    while proc.poll() is None:
+        total = 0
+        try:
+            for p in [root, *root.children(recursive=True), *extra]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, total)
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {stderr[-2000:]}")
+    return {"wall_s": wall, "peak_mb": peak / 2**20}
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "helpers.cli", *map(str, args)]
+
+
+def start_tcp_cluster(tmp: Path, n_workers=2):
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp / "dask.log", "w")  # noqa: SIM115 - closed by stop()
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-dashboard"], env=ENV, stdout=log, stderr=log)]
+    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--host",
+                                "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                "--local-directory", str(tmp)], env=ENV, stdout=log, stderr=log)
+              for _ in range(n_workers)]
+
+    def stop():
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(n_workers, timeout=120)
+    return address, [p.pid for p in procs], stop
+
+
+def rel_diff(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    scale = np.nanmax(np.abs(a))
+    return float(np.nanmax(np.abs(a - b)) / scale) if scale > 0 else float(np.nanmax(np.abs(a - b)))
+
+
+def chain(scan: Path, tag: str, work: Path, scheduler_args, extra_pids=(), threshold=165, morphology=True):
+    """ct-reconstruct + ct-analyse of ``scan``; stage times, memory and the outputs' paths."""
+    recon = work / f"recon_{tag}.h5"
+    analysis = work / f"analysis_{tag}.h5"
+    for p in (recon, analysis):
+        p.unlink(missing_ok=True)
+    r = run_measured(_cli("ct-reconstruct", scan, "--out", recon, "--slab", 8, "--batch", 16, "--quiet",
+                          *scheduler_args), extra_pids)
+    no_morphology = [] if morphology else ["--no-morphology"]
+    a = run_measured(_cli("ct-analyse", recon, "--dataset", "volume_8bit", "--out", analysis, "--threshold",
+                          threshold, *no_morphology, *scheduler_args), extra_pids)
+    return {"reconstruct": r, "analyse": a, "recon": str(recon), "analysis": str(analysis)}
+
+
+def compare(reference: dict, other: dict) -> dict:
+    with h5py.File(reference["recon"]) as f, h5py.File(other["recon"]) as g:
+        volume = rel_diff(f["volume"][()], g["volume"][()])
+        shape = f["volume"].shape
+    a = pd.read_csv(reference["analysis"].replace(".h5", "_morphology.csv"))
+    b = pd.read_csv(other["analysis"].replace(".h5", "_morphology.csv"))
+    table = max(rel_diff(a[c].astype(float), b[c].astype(float)) for c in a.columns)
+    return {"volume_max_rel_diff": volume, "morphology_max_rel_diff": table, "n_particles": len(a),
+            "same_rows": len(a) == len(b), "volume_shape": list(shape)}
+
+
+def simulated_scan(shape, angles, work: Path) -> Path:
+    from helpers.synthetic import ct_projections, ct_samples
+
+    path = work / f"scan_{'x'.join(map(str, shape))}_{angles}.h5"
+    if not path.exists():
+        _, scan = ct_samples.make_sample_scan(shape=tuple(shape), n_angles=angles,
+                                              distances_m=(ct_samples.SAMPLE_DISTANCES_M[0],))
+        ct_projections.write_nxtomo(path, scan)
+    return path
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=int, nargs=3, default=[64, 256, 256], help="scale run z y x")
+    parser.add_argument("--angles", type=int, default=400)
+    parser.add_argument("--skip-small", action="store_true")
+    args = parser.parse_args(argv)
+    work = OUT / "dask_scale"
+    work.mkdir(parents=True, exist_ok=True)
+    results = {"small": {}, "scale": {}, "shape": args.shape, "angles": args.angles}
+
+    if not args.skip_small:
+        sample = ROOT / "data_samples" / "ct_powder_holotomo.h5"
+        small = results["small"]
+        small["in-process"] = chain(sample, "small_inproc", work, [])
+        local2 = ["--scheduler", "local", "--workers", 2]
+        small["local (2 workers)"] = chain(sample, "small_local", work, local2)
+        address, pids, stop = start_tcp_cluster(work)
+        try:
+            small["tcp:// (2 workers)"] = chain(sample, "small_tcp", work, ["--scheduler", address], pids)
+        finally:
+            stop()
+        for key in ("local (2 workers)", "tcp:// (2 workers)"):
+            small[key]["vs_in_process"] = compare(small["in-process"], small[key])
+        print(json.dumps(small, indent=1), flush=True)
+
+    scan = simulated_scan(args.shape, args.angles, work)
+    scale = results["scale"]
+    scale["in-process"] = chain(scan, "scale_inproc", work, [])
+    scale["in-process, no morphology"] = chain(scan, "scale_nomorph", work, [], morphology=False)
+    for n in (1, 2):
+        key = f"local ({n} worker{'s' if n > 1 else ''})"
+        scale[key] = chain(scan, f"scale_local{n}", work, ["--scheduler", "local", "--workers", n])
+        scale[key]["vs_in_process"] = compare(scale["in-process"], scale[key])
+        print(key, json.dumps(scale[key], indent=1), flush=True)
+    (OUT / "dask_scale.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
