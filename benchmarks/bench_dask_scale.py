@@ -144,11 +144,28 @@ def simulated_scan(shape, angles, work: Path) -> Path:
     return path
 
 
+def table(runs: dict) -> list[str]:
+    """Markdown rows: mode, stage times and peaks, agreement with in-process."""
+    lines = ["| mode | ct-reconstruct (s) | peak (MB) | ct-analyse (s) | peak (MB) | volume vs in-process "
+             "| morphology table vs in-process |", "|---|---|---|---|---|---|---|"]
+    for mode, v in runs.items():
+        c = v.get("vs_in_process")
+        agree = "— | —"
+        if c:
+            agree = (f"{c['volume_max_rel_diff']:.1e} | {c['morphology_max_rel_diff']:.1e} "
+                     f"({c['n_particles']} rows)")
+        lines.append(f"| {mode} | {v['reconstruct']['wall_s']:.1f} | {v['reconstruct']['peak_mb']:.0f} | "
+                     f"{v['analyse']['wall_s']:.1f} | {v['analyse']['peak_mb']:.0f} | {agree} |")
+    return lines
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[64, 256, 256], help="scale run z y x")
     parser.add_argument("--angles", type=int, default=400)
     parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--small-only", action="store_true")
+    parser.add_argument("--scan", type=Path, default=None, help="scale scan already simulated (NXtomo)")
     args = parser.parse_args(argv)
     work = OUT / "dask_scale"
     work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +186,10 @@ def main(argv=None) -> dict:
             small[key]["vs_in_process"] = compare(small["in-process"], small[key])
         print(json.dumps(small, indent=1), flush=True)
 
-    scan = simulated_scan(args.shape, args.angles, work)
+    if args.small_only:
+        (OUT / "dask_scale_small.json").write_text(json.dumps(results, indent=1))
+        return results
+    scan = args.scan or simulated_scan(args.shape, args.angles, work)
     scale = results["scale"]
     scale["in-process"] = chain(scan, "scale_inproc", work, [])
     scale["in-process, no morphology"] = chain(scan, "scale_nomorph", work, [], morphology=False)
