@@ -159,17 +159,67 @@ def table(runs: dict) -> list[str]:
     return lines
 
 
+def recon_scan(rows: int, cols: int, angles: int, work: Path) -> Path:
+    """A reconstruction-only scan, cheap to make: the exact sinogram of an analytic powder slice, the same
+    for every detector row (cost of the reconstruction does not depend on the content), as transmission
+    counts with flats and darks, written as NXtomo."""
+    from helpers.synthetic import ct_projections as cp
+
+    path = work / f"recon_scan_{rows}x{cols}_{angles}.h5"
+    if path.exists():
+        return path
+    theta = np.linspace(0.0, 2.0 * np.pi, angles, endpoint=False)
+    sino = cp.ellipse_sinogram(cp.powder_ellipses(cols, rng=0), theta, cols)  # value·pixel
+    transmission = np.exp(-0.02 * sino)  # ~2 % absorption per pixel of NMC
+    rng = np.random.default_rng(1)
+    frames = np.empty((angles, rows, cols), np.uint16)
+    for r in range(rows):
+        frames[:, r, :] = rng.poisson(10000.0 * transmission) + 100
+    flats = (rng.poisson(10000.0, (10, rows, cols)) + 100).astype(np.uint16)
+    darks = np.full((5, rows, cols), 100, np.uint16)
+    scan = cp.SimulatedScan(projections=[frames], flats=[flats], darks=[darks], angles_rad=theta,
+                            distances_m=[1e-4], pixel_size_m=25e-9, energy_kev=29.6, shifts_px=[(0.0, 0.0)])
+    cp.write_nxtomo(path, scan)
+    return path
+
+
+def reconstruct_scaling(rows, cols, angles, work: Path) -> dict:
+    scan = recon_scan(rows, cols, angles, work)
+    runs = {}
+    modes = {"in-process": [], "local (1 worker)": ["--scheduler", "local", "--workers", 1],
+             "local (2 workers)": ["--scheduler", "local", "--workers", 2]}
+    for mode, extra in modes.items():
+        out = work / f"recon_only_{mode.split()[0]}{extra[-1] if extra else ''}.h5"
+        out.unlink(missing_ok=True)
+        runs[mode] = run_measured(_cli("ct-reconstruct", scan, "--out", out, "--slab", 8, "--batch", 16,
+                                       "--quiet", *extra))
+        runs[mode]["out"] = str(out)
+        print(mode, runs[mode], flush=True)
+    with h5py.File(runs["in-process"]["out"]) as f:
+        ref = f["volume"][()]
+    for mode in list(modes)[1:]:
+        with h5py.File(runs[mode]["out"]) as g:
+            runs[mode]["volume_max_rel_diff"] = rel_diff(ref, g["volume"][()])
+    return {"rows": rows, "cols": cols, "angles": angles, "runs": runs}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[64, 256, 256], help="scale run z y x")
     parser.add_argument("--angles", type=int, default=400)
     parser.add_argument("--skip-small", action="store_true")
     parser.add_argument("--small-only", action="store_true")
+    parser.add_argument("--recon-only", type=int, nargs=3, metavar=("ROWS", "COLS", "ANGLES"), default=None,
+                        help="only the reconstruction scaling run on a cheap analytic scan of this size")
     parser.add_argument("--scan", type=Path, default=None, help="scale scan already simulated (NXtomo)")
     args = parser.parse_args(argv)
     work = OUT / "dask_scale"
     work.mkdir(parents=True, exist_ok=True)
     results = {"small": {}, "scale": {}, "shape": args.shape, "angles": args.angles}
+    if args.recon_only:
+        result = reconstruct_scaling(*args.recon_only, work)
+        (OUT / "dask_scale_recon.json").write_text(json.dumps(result, indent=1))
+        return result
 
     if not args.skip_small:
         sample = ROOT / "data_samples" / "ct_powder_holotomo.h5"
