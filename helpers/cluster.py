@@ -5,7 +5,7 @@
   (default: the CPUs this process may use);
 - ``tcp://HOST:PORT``: an existing scheduler (``dask scheduler`` + ``dask worker``); the connection is
   given up after ``--connect-timeout`` seconds (default :data:`CONNECT_TIMEOUT_S`) with an error naming
-  the address, never a hang;
+  the address, never a hang (nor when the scheduler has no worker after that time);
 - ``slurm``: a :class:`dask_jobqueue.SLURMCluster` whose queue, cores, memory and walltime come from the
   Dask configuration (``jobqueue.slurm`` in ``~/.config/dask/jobqueue.yaml`` or ``DASK_JOBQUEUE__SLURM__*``
   variables), scaled to ``--workers`` jobs (README, "Running on a cluster").
@@ -136,6 +136,15 @@ def dask_client(
                 f"--scheduler {scheduler}: no Dask scheduler answered within {connect_timeout_s:g} s "
                 f"({type(err).__name__}: {str(err)[:120]}); start one with 'dask scheduler' and "
                 f"'dask worker {scheduler}', or check the address"
+            ) from None
+    if cluster is None:
+        try:  # a scheduler without workers would queue the tasks for ever
+            client.wait_for_workers(1, timeout=connect_timeout_s)
+        except (TimeoutError, OSError):
+            client.close()
+            raise OSError(
+                f"--scheduler {scheduler}: the scheduler has no worker after {connect_timeout_s:g} s; "
+                f"start some with 'dask worker {scheduler}'"
             ) from None
     try:
         if not quiet:

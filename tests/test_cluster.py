@@ -85,3 +85,34 @@ def test_run_tasks_in_process_keeps_going_after_a_failure():
     assert isinstance(outcomes[1].error, ZeroDivisionError)
     with pytest.raises(RuntimeError, match=r"1 of 3 scans failed: 0: ZeroDivisionError"):
         cluster.raise_failures(outcomes, "scans")
+
+
+def test_scheduler_without_workers_fails_within_the_stated_timeout(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "scheduler.log", "w")  # noqa: SIM115 - closed below
+    command = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
+               str(port), "--no-dashboard"]
+    scheduler = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60  # wait (bounded) until the scheduler listens
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        start = time.perf_counter()
+        with pytest.raises(OSError, match="has no worker after 2 s"):
+            with cluster.dask_client(f"tcp://127.0.0.1:{port}", connect_timeout_s=2.0, quiet=True):
+                pass
+        assert time.perf_counter() - start < 2.0 + 2.0 + 5.0  # connect + wait, with slack for the load
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=15)
+        log.close()
