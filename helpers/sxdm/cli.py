@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import cli_checks as checks
+
 
 def _roi(text: str):
     parts = [p for p in text.replace(",", " ").split() if p]
@@ -38,22 +40,55 @@ def add_arguments(parser, name: str = "sxdm-maps") -> None:
     parser.add_argument("--drift", choices=("estimate", "correct", "off"), default="estimate",
                         help="sample drift between eta maps: estimate and flag (default), correct it "
                         "(second pass on interpolated frames), or off")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _background(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise ValueError(f"--background {text!r}: give 'auto' or counts per pixel per frame") from err
+    checks.positive("--background", value, allow_zero=True)
+    return value
+
+
+def validate(args):
+    """Every option, the output path and the input series, checked before the reduction starts.
+
+    Returns the opened :class:`helpers.sxdm.io.SxdmSeries` (metadata only; frames are read later).
+    """
+    from helpers.sxdm.io import open_sxdm_series
+
+    background = _background(args.background)
+    checks.within("--mask-threshold", args.mask_threshold, 0.0, 1.0, closed=False)
+    checks.positive("--reference-d", args.reference_d)
+    checks.positive("--min-counts", args.min_counts, allow_zero=True)
+    checks.positive("--saturation", args.saturation)
+    checks.positive("--memory-mb", args.memory_mb)
+    if args.median is not None and (args.median < 1 or args.median % 2 == 0):
+        raise ValueError(f"--median {args.median}: give an odd kernel size ≥ 1 (e.g. 3)")
+    roi = _roi(args.roi) if args.roi else None
+    if roi is not None and not (roi[0] < roi[1] and roi[2] < roi[3]):
+        raise ValueError(f"--roi {args.roi!r}: empty window; need row0 < row1 and col0 < col1")
+    source = Path(args.input)
+    if not source.is_file():
+        raise OSError(f"{source}: input file not found")
+    out = checks.check_out_path(args.out, [source], overwrite=args.overwrite)
+    series = open_sxdm_series(source, detector=args.detector, roi=roi)
+    return series, out, background
 
 
 def run(args) -> int:
     """Reduce ``args.input`` and write ``args.out``; print a one-line summary."""
     from helpers.sxdm.reduce import MAXIPIX_SATURATION, flag_summary, reduce
 
-    background = args.background if args.background == "auto" else float(args.background)
-    out = Path(args.out)
-    if out.resolve() == Path(args.input).resolve():
-        raise ValueError(f"--out {out} is the input file: the input is never modified, choose another name")
+    series, out, background = validate(args)
     maps = reduce(
-        args.input,
+        series,
         out,
-        detector=args.detector,
-        roi=_roi(args.roi) if args.roi else None,
         method=args.method,
         mask_threshold=args.mask_threshold,
         reference_d=args.reference_d,
