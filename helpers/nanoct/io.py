@@ -105,11 +105,25 @@ def _require_3d(shape: tuple[int, ...], where: str) -> None:
         )
 
 
-def _h5_float(group, name: str) -> float | None:
-    if name in group:
-        value = np.asarray(group[name][()]).ravel()
-        return float(value[0]) if value.size else None
-    return None
+def _h5_float(group, name: str, si_unit: str | None = None) -> float | None:
+    """First value of ``group[name]``, converted to ``si_unit`` from its ``units`` attribute (pint)."""
+    if name not in group:
+        return None
+    value = np.asarray(group[name][()]).ravel()
+    if not value.size:
+        return None
+    units = group[name].attrs.get("units")
+    if si_unit is None or units is None or _units_text(units).strip() in ("", si_unit):
+        return float(value[0])
+    import pint
+
+    text = _units_text(units).strip().replace("µ", "u").replace("micron", "um")
+    try:
+        return float(pint.Quantity(float(value[0]), text).to(si_unit).magnitude)
+    except (pint.errors.PintError, AttributeError) as err:
+        raise ValueError(
+            f"{group.name}/{name}: units {text!r} cannot be converted to {si_unit} ({err})"
+        ) from err
 
 
 def _nxtomo_entries(f) -> list[str]:
@@ -169,9 +183,9 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         angles = rot[proj_idx] if len(rot) == len(key) else rot
         if not units.lower().startswith("rad"):
             angles = np.radians(angles)
-        pixel = _h5_float(det, "x_pixel_size")
-        distance = _h5_float(det, "distance")
-        energy = _h5_float(f[entry], "instrument/beam/incident_energy")
+        pixel = _h5_float(det, "x_pixel_size", "m")
+        distance = _h5_float(det, "distance", "m")
+        energy = _h5_float(f[entry], "instrument/beam/incident_energy", "keV")
         translation = None
         sample = f[entry]["sample"]
         if pixel and "z_translation" in sample and "x_translation" in sample:
