@@ -187,5 +187,6 @@ def test_outputs_are_nxdata_that_silx_recognises(tmp_path):
         np.testing.assert_allclose(np.diff(nx.axes[2][:2]), 0.025)  # 25 nm voxels in µm
     with h5py.File(maps) as f:
         nx = get_default(f)
-        assert nx is not None and nx.signal.name.endswith("/strain") and [a.name.split("/")[-1] for a in nx.axes] == ["y_um", "x_um"]
+        assert nx is not None and nx.signal.name.endswith("/strain")
+        assert [a.name.split("/")[-1] for a in nx.axes] == ["y_um", "x_um"]
         assert "tilt_deg" in f["maps"].attrs["auxiliary_signals"]
