@@ -105,27 +105,6 @@ def _require_3d(shape: tuple[int, ...], where: str) -> None:
         )
 
 
-def _h5_float(group, name: str, si_unit: str | None = None) -> float | None:
-    """First value of ``group[name]``, converted to ``si_unit`` from its ``units`` attribute (pint)."""
-    if name not in group:
-        return None
-    value = np.asarray(group[name][()]).ravel()
-    if not value.size:
-        return None
-    units = group[name].attrs.get("units")
-    if si_unit is None or units is None or _units_text(units).strip() in ("", si_unit):
-        return float(value[0])
-    import pint
-
-    text = _units_text(units).strip().replace("µ", "u").replace("micron", "um")
-    try:
-        return float(pint.Quantity(float(value[0]), text).to(si_unit).magnitude)
-    except (pint.errors.PintError, AttributeError) as err:
-        raise ValueError(
-            f"{group.name}/{name}: units {text!r} cannot be converted to {si_unit} ({err})"
-        ) from err
-
-
 def _nxtomo_entries(f) -> list[str]:
     out = []
     for key, item in f.items():
@@ -144,13 +123,15 @@ def list_nxtomo_entries(path: str | Path) -> list[str]:
 
 
 def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
-    """Read an NXtomo file: ``<entry>/instrument/detector/{data, image_key}``, ``sample/rotation_angle``.
+    """Read an NXtomo entry with ESRF's ``nxtomo`` library (metadata, with units), frames read lazily.
 
-    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). The stage position
-    ``sample/{z,x}_translation`` (m), when present, becomes ``translation_px`` (rows, cols). Angles in
-    degrees unless the dataset's ``units`` attribute says rad. ``entry`` defaults to the first NXtomo entry.
+    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). Angles, pixel size,
+    propagation distance, energy and the stage position ``sample/{z,x}_translation`` are converted from
+    the units ``nxtomo`` reads (pint); the stage position becomes ``translation_px`` (rows, cols).
+    ``entry`` defaults to the first NXtomo entry.
     """
     import h5py
+    from nxtomo import NXtomo
 
     path = Path(path)
     with h5py.File(path, "r") as f:
@@ -161,37 +142,46 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         if entry not in entries:
             raise KeyError(f"{path}: entry {entry!r} not found; NXtomo entries are {entries}")
         det = f[entry]["instrument/detector"]
-        key = np.asarray(det["image_key"][()]).astype(int)
         shape = det["data"].shape
         _require_3d(shape, f"{path}:{entry}/instrument/detector/data")
         dtype = det["data"].dtype
-        if len(key) != shape[0]:
-            raise ValueError(f"{path}:{entry}: image_key has {len(key)} values for {shape[0]} frames")
-        rot_path = f"{entry}/sample/rotation_angle"
-        if rot_path not in f:
-            raise KeyError(f"{path}: {rot_path} missing: the rotation angles are needed")
-        rot = np.asarray(f[rot_path][()], dtype=float)
-        units = f[rot_path].attrs.get("units", "degree")
-        units = units.decode() if isinstance(units, bytes) else str(units)
-        proj_idx = np.flatnonzero(key == 0)
-        flats = (
-            det["data"][np.flatnonzero(key == 1).tolist()] if (key == 1).any() else np.zeros((0, *shape[1:]))
+        if f"{entry}/sample/rotation_angle" not in f:
+            raise KeyError(f"{path}: {entry}/sample/rotation_angle missing: the rotation angles are needed")
+    import logging
+
+    logging.getLogger("nxtomo").setLevel(logging.ERROR)  # "unable to find nexus version": harmless
+    nx = NXtomo().load(str(path), entry, detector_data_as="as_data_url")
+    detector = nx.instrument.detector
+    key = np.asarray([int(k.value) if hasattr(k, "value") else int(k) for k in detector.image_key_control])
+    if len(key) != shape[0]:
+        raise ValueError(f"{path}:{entry}: image_key has {len(key)} values for {shape[0]} frames")
+    rot = nx.sample.rotation_angle
+    if rot is None:
+        raise KeyError(f"{path}: {entry}/sample/rotation_angle could not be read")
+    rot_rad = np.asarray(rot.to("radian").magnitude, float).ravel()
+    proj_idx = np.flatnonzero(key == 0)
+    with h5py.File(path, "r") as f:
+        data = f[entry]["instrument/detector/data"]
+        flats = data[np.flatnonzero(key == 1).tolist()] if (key == 1).any() else np.zeros((0, *shape[1:]))
+        darks = data[np.flatnonzero(key == 2).tolist()] if (key == 2).any() else np.zeros((0, *shape[1:]))
+    angles = rot_rad[proj_idx] if len(rot_rad) == len(key) else rot_rad
+
+    def si(quantity, unit: str) -> float | None:
+        if quantity is None:
+            return None
+        values = np.asarray(quantity.to(unit).magnitude, float).ravel()
+        return float(values[0]) if values.size else None
+
+    pixel = si(detector.x_pixel_size, "m")
+    distance = si(detector.distance, "m")
+    energy = si(nx.instrument.beam.incident_energy, "keV")
+    translation = None
+    tz, tx = nx.sample.z_translation, nx.sample.x_translation
+    if pixel and tz is not None and tx is not None:
+        translation = (
+            float(np.mean(tz.to("m").magnitude)) / pixel,
+            float(np.mean(tx.to("m").magnitude)) / pixel,
         )
-        darks = (
-            det["data"][np.flatnonzero(key == 2).tolist()] if (key == 2).any() else np.zeros((0, *shape[1:]))
-        )
-        angles = rot[proj_idx] if len(rot) == len(key) else rot
-        if not units.lower().startswith("rad"):
-            angles = np.radians(angles)
-        pixel = _h5_float(det, "x_pixel_size", "m")
-        distance = _h5_float(det, "distance", "m")
-        energy = _h5_float(f[entry], "instrument/beam/incident_energy", "keV")
-        translation = None
-        sample = f[entry]["sample"]
-        if pixel and "z_translation" in sample and "x_translation" in sample:
-            tz = np.asarray(sample["z_translation"][()], float)
-            tx = np.asarray(sample["x_translation"][()], float)
-            translation = (float(np.mean(tz)) / pixel, float(np.mean(tx)) / pixel)
 
     def read_rows(rows: slice) -> np.ndarray:
         with h5py.File(path, "r") as fh:
