@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except (ValueError, OSError, KeyError, RuntimeError) as err:  # RuntimeError: failed Dask tasks
-        print(f"nmc-workbook {args.command}: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes str()
+        print(f"nmc-workbook {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

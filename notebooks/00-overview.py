@@ -69,22 +69,34 @@ import pandas as pd
 
 import helpers
 from helpers import instrument, overview
+from helpers.paths import data_sample
+from helpers.sxdm.io import open_sxdm_series
 
 helpers.setup()
 
 # %% tags=["parameters"]
-# parameters: the wavelength and the reflection; edit to explore another energy or material
-wavelength_angstrom = 1.24  # paper, Methods
+# parameters: your own ID01 file here (its wavelength is then used), with truth = None; the reflection
+input_file = data_sample("sxdm_fig1_particle/sxdm_fig1_particle.h5")
+truth = data_sample("sxdm_fig1_particle_truth.h5")  # None for your own data: the paper's checks are skipped
+detector = None  # e.g. "mpx1x4" when a file holds several detectors
+roi = None  # (row0, row1, col0, col1) in full-detector pixels
+geometry = None  # calibration overrides, e.g. {"wavelength_m": 1.24e-10}
+wavelength_angstrom = 1.24  # paper, Methods (replaced by the file's when input_file is not None)
 c_angstrom = 14.214  # NMC-622 c lattice parameter (d003 = c / 3)
 paper_microstrain = 4.2e-4  # paper, Fig. 1E
 
 # %% [markdown]
 # ## Data
 #
-# This notebook needs no data file: it uses the instrument constants of `helpers.instrument`, each with
-# its unit and source (paper, derived, or the workbook's estimate).
+# The instrument constants of `helpers.instrument`, each with its unit and source (paper, derived, or
+# the workbook's estimate); the wavelength is read from `input_file` when one is given.
 
 # %%
+if input_file is not None:
+    series = open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
+    wavelength_angstrom = round(series.wavelength_m * 1e10, 6)
+    print(f"{series.path.name}: λ = {wavelength_angstrom} Å, detector {series.detector} "
+          f"{series.detector_shape[0]} × {series.detector_shape[1]} px")
 id01 = instrument.ID01(wavelength_angstrom=wavelength_angstrom)
 nmc003 = instrument.NMC003(c_angstrom=c_angstrom)
 print(f"ID01: λ = {id01.wavelength_angstrom} Å (E = {id01.energy_kev:.3f} keV), "
@@ -122,9 +134,10 @@ print(f"Δd/d per detector row: {pixel_strain:.2e}; "
 # on each scan point's peak comes from the centre of mass over many pixels (notebooks 01–02).
 
 # %%
-assert 0.03 < strain_map.max() < 0.04, "one frame spans about ±3.3 % in d"
-assert 2 <= paper_microstrain / pixel_strain <= 5, "microstrain should span a few pixels"
-assert abs(two_theta - 15.04) < 0.01, "WORKBOOK §2: 2θ(003) = 15.04° at 1.24 Å"
+if truth is not None:  # checks of the paper's configuration (the bundled sample's)
+    assert 0.03 < strain_map.max() < 0.04, "one frame spans about ±3.3 % in d"
+    assert 2 <= paper_microstrain / pixel_strain <= 5, "microstrain should span a few pixels"
+    assert abs(two_theta - 15.04) < 0.01, "2θ(003) = 15.04° at 1.24 Å"
 
 # %% [markdown]
 # ## Figure

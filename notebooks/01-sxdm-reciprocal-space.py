@@ -36,16 +36,19 @@ import numpy as np
 
 import helpers
 from helpers.paths import data_sample
-from helpers.sxdm import geometry, io, rsm_view
+from helpers.sxdm import geometry as sxdm_geometry
+from helpers.sxdm import io, rsm_view
 from helpers.synthetic import sxdm_samples
 
 helpers.setup()
 
 # %% tags=["parameters"]
-# parameters: point the notebook at your own BLISS dataset file or XSOCS master file here
-series_file = data_sample("sxdm_fig1_particle") / "sxdm_fig1_particle.h5"
-truth_file = data_sample("sxdm_fig1_particle_truth.h5")  # set to None for real data
+# parameters: your own BLISS dataset file or XSOCS master file here, with truth = None
+input_file = data_sample("sxdm_fig1_particle") / "sxdm_fig1_particle.h5"
+truth = data_sample("sxdm_fig1_particle_truth.h5")  # None for your own data
 detector = None  # e.g. "mpx1x4" when a file holds several detectors
+roi = None  # (row0, row1, col0, col1) in full-detector pixels; None = the stored frames
+geometry = None  # calibration overrides, e.g. {"distance_m": 1.6, "beam_center_px": (r, c)}
 point = (20, 18)  # (slow, fast) scan point shown in the figures
 q_grid_shape = (50, 100, 100)  # paper, SI: X (rocking) x Y (Debye ring) x Z (2θ)
 
@@ -59,7 +62,7 @@ q_grid_shape = (50, 100, 100)  # paper, SI: X (rocking) x Y (Debye ring) x Z (2�
 # files; it reads the geometry and positions now and streams frames later.
 
 # %%
-series = io.open_sxdm_series(series_file, detector=detector)
+series = io.open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
 print(f"{len(series.scans)} SXDM entries ({series.scans[0]} … {series.scans[-1]}), title: {series.title}")
 print(f"scan {series.scan_shape[0]} x {series.scan_shape[1]} points, {series.n_eta} eta from "
       f"{series.eta_deg[0]:.3f}° to {series.eta_deg[-1]:.3f}°, frames {series.frame_shape} (ROI {series.roi})")
@@ -69,7 +72,7 @@ print(f"λ = {series.wavelength_m * 1e10:.3f} Å, distance {series.distance_m:.2
 print(f"5-D size: {series.n_points * series.n_eta * np.prod(series.frame_shape) * 4 / 1e9:.2f} GB as float32")
 
 # %%
-particle, truth, _ = sxdm_samples.load_truth(truth_file) if truth_file else (None, None, None)
+particle, truth, _ = sxdm_samples.load_truth(truth) if truth is not None else (None, None, None)
 if truth is not None:
     design = sxdm_samples.truth_summary(truth, particle.design)
     print(f"design check of the simulated particle: stripe period {design['stripe_period_um']:.3f} µm "
@@ -123,7 +126,7 @@ plt.show()
 # %%
 q = series.q_vectors()
 com_q = rsm_view.centre_of_mass_q(frames, q, series.pixel_mask)
-d_com = float(geometry.d_from_q(com_q))
+d_com = float(sxdm_geometry.d_from_q(com_q))
 print(f"Q per pixel: {q.shape}, |Q| from {np.linalg.norm(q, axis=-1).min():.4f} to "
       f"{np.linalg.norm(q, axis=-1).max():.4f} 1/Å")
 print(f"centre of mass Q = ({com_q[0]:.5f}, {com_q[1]:.5f}, {com_q[2]:.5f}) 1/Å → d = {d_com:.5f} Å")
@@ -193,7 +196,7 @@ def explore(slow=point[0], fast=point[1], eta_index=peak_eta):
     rsm_here = rsm_view.bin_rsm(frames_here, q, series.pixel_mask, com_here, q_grid_shape)
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), layout="constrained")
     rsm_view.plot_frame(axes[0], frames_here[eta_index], series.pixel_mask)
-    axes[0].set_title(f"eta {series.eta_deg[eta_index]:.3f}°, d = {geometry.d_from_q(com_here):.5f} Å")
+    axes[0].set_title(f"eta {series.eta_deg[eta_index]:.3f}°, d = {sxdm_geometry.d_from_q(com_here):.5f} Å")
     rsm_view.plot_rsm_slices(axes[1:], rsm_here, com_here)
     plt.show()
 
@@ -227,8 +230,8 @@ for key, value in summary.items():
 # reproduces the paper's design targets: 0.44 µm stripes, one bending axis, Δd/d ≈ 4.2 × 10⁻⁴.
 #
 # **What's next:** [02-sxdm-strain-and-tilt](02-sxdm-strain-and-tilt.ipynb) does this for every scan
-# point and maps strain and tilt. To use your own data, set `series_file` in the parameters cell to an
-# ID01 BLISS dataset file (or an XSOCS master file) and `truth_file = None`.
+# point and maps strain and tilt. To use your own data, set `input_file` in the parameters cell to an
+# ID01 BLISS dataset file (or an XSOCS master file) and `truth = None`.
 
 # %% [markdown]
 # ## References

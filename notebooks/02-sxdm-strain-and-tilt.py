@@ -55,9 +55,12 @@ from helpers.synthetic.sxdm_samples import load_truth
 helpers.setup()
 
 # %% tags=["parameters"]
-# Your own ID01 file (BLISS dataset file or XSOCS master file): set INPUT_FILE and TRUTH_FILE = None.
-INPUT_FILE = data_sample("sxdm_fig1_particle/sxdm_fig1_particle.h5")
-TRUTH_FILE = data_sample("sxdm_fig1_particle_truth.h5")
+# parameters: your own ID01 file (BLISS dataset file or XSOCS master file) here, with truth = None
+input_file = data_sample("sxdm_fig1_particle/sxdm_fig1_particle.h5")
+truth = data_sample("sxdm_fig1_particle_truth.h5")  # None for your own data
+detector = None  # e.g. "mpx1x4" when a file holds several detectors
+roi = None  # (row0, row1, col0, col1) in full-detector pixels; None = the stored frames
+geometry = None  # calibration overrides, e.g. {"distance_m": 1.6, "beam_center_px": (r, c)}
 METHOD = "com"  # "com" (3-D centre of mass) or "gauss" (Poisson 3-D Gaussian fit, ~3x slower)
 MASK_THRESHOLD = 0.2  # fraction of the maximum intensity (paper: 20 %)
 REFERENCE_D = None  # Å; None = mean d over the mask
@@ -72,8 +75,8 @@ POINT = (20, 16)  # (row = piy index, column = pix index) for the reciprocal-spa
 # of every scan point.
 
 # %%
-series = open_sxdm_series(INPUT_FILE)
-particle, truth, _ = load_truth(TRUTH_FILE) if TRUTH_FILE else (None, None, None)
+series = open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
+particle, truth, _ = load_truth(truth) if truth is not None else (None, None, None)
 no_truth = np.full(series.scan_shape, np.nan)  # stands in for truth maps when there is no truth file
 truth_intensity = truth.intensity if truth else no_truth
 truth_d_spread = truth.d_spread_A / truth.mean_d_A if truth else no_truth
@@ -89,7 +92,7 @@ print(f"{series.scan_shape[0]} x {series.scan_shape[1]} points, {series.n_eta} e
 # here (`out=None`); `nmc-workbook sxdm-maps INPUT --out maps.h5` does the same from a shell.
 
 # %% tags=["nbval-ignore-output"]
-maps = reduce.reduce(INPUT_FILE, method=METHOD, mask_threshold=MASK_THRESHOLD,
+maps = reduce.reduce(series, method=METHOD, mask_threshold=MASK_THRESHOLD,
                      reference_d=REFERENCE_D, progress=False)
 
 # %%
@@ -248,7 +251,7 @@ ipywidgets.interactive(show_threshold, threshold=(0.02, 0.8, 0.02))
 #   linearly across the crystal with one bending axis perpendicular to the stripes (paper Fig. 2B);
 #   the d histogram has Δd/d ≈ 4.2 × 10⁻⁴ (paper Fig. 1E).
 # - What to try next: `METHOD = "gauss"`; your own file in the parameters cell (with
-#   `TRUTH_FILE = None` the truth panels stay empty and the truth checks are skipped); the radius of
+#   `truth = None` the truth panels stay empty and the truth checks are skipped); the radius of
 #   curvature from these maps in notebook 04; the benchmark against XSOCS in
 #   `benchmarks/RESULTS_sxdm_xsocs.md`.
 #

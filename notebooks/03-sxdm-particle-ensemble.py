@@ -42,13 +42,20 @@ import pandas as pd
 
 import helpers
 from helpers.sxdm import curvature, domains, plot_ensemble
+from helpers.sxdm.maps import read_maps
 from helpers.synthetic import sxdm_ensemble
 
 helpers.setup()
 pd.set_option("display.precision", 4)
 
 # %% tags=["parameters"]
-# parameters: how the ensemble is made and reduced; edit to explore
+# parameters: your own particles (a list of `nmc-workbook sxdm-maps` results files, one per particle,
+# reduced with --detector/--roi/--geometry below) with truth = None; None = the simulated ensemble
+input_file = None
+truth = "design"  # the simulator's design and exact fields (helpers.synthetic.sxdm_ensemble); None for own data
+detector = None  # for sxdm-maps on your own BLISS files, e.g. "mpx1x4"
+roi = None  # (row0, row1, col0, col1) full-detector pixels, for sxdm-maps
+geometry = None  # calibration overrides for open_sxdm_series / sxdm-maps, e.g. {"distance_m": 1.6}
 method = "frames"  # "frames": simulate detector frames and reduce them; "truth": see Data
 scan_step_um = 0.2  # scan step of every particle (coarse, to keep the frames small)
 tilt_jump_deg = 0.08  # neighbour tilt change that separates two domains
@@ -77,11 +84,17 @@ domain_particle = 8  # the aggregate of Fig. S5
 # point plus counting noise, with the truncation flags set from the true peak position (< 1 s).
 
 # %%
-ensemble = sxdm_ensemble.ensemble_maps(method=method, scan_step_um=scan_step_um)
+if input_file is None:
+    ensemble = sxdm_ensemble.ensemble_maps(method=method, scan_step_um=scan_step_um)
+else:
+    ensemble = {k + 1: {"maps": read_maps(path)} for k, path in enumerate(input_file)}
+if truth is None:  # own data: no design, no exact fields
+    ensemble = {n: {"maps": e["maps"]} for n, e in ensemble.items()}
 for number, entry in ensemble.items():
-    maps, spec = entry["maps"], entry["spec"]
+    maps = entry["maps"]
+    description = f" — {entry['spec'].description}" if "spec" in entry else ""
     print(f"particle {number}: {maps.shape[0]} × {maps.shape[1]} scan points, "
-          f"{int(maps.mask.sum())} in the mask — {spec.description}")
+          f"{int(maps.mask.sum())} in the mask{description}")
 
 # %% [markdown]
 # ## Quality flags and orientation domains, per particle
@@ -100,7 +113,8 @@ for n, a in analyses.items():
         print(f"particle {n} excluded: {a.excluded}")
 
 # %%
-assert [n for n, a in analyses.items() if a.excluded] == [4], "only the off-detector particle is excluded"
+if truth is not None:
+    assert [n for n, a in analyses.items() if a.excluded] == [4], "only the off-detector particle is excluded"
 
 # %% [markdown]
 # ## Summary table
@@ -111,11 +125,14 @@ assert [n for n, a in analyses.items() if a.excluded] == [4], "only the off-dete
 
 # %%
 table = pd.DataFrame(curvature.summary_rows(list(analyses.values()))).set_index("particle")
-table["size_design_um"] = [e["spec"].size_um for e in ensemble.values()]
-table["tilt_design_deg"] = [e["spec"].total_curvature_deg for e in ensemble.values()]
+columns = ["points", "size_um", "mean_d_A", "microstrain_1e-4", "total_tilt_deg", "domains"]
+if truth is not None:
+    table["size_design_um"] = [e["spec"].size_um for e in ensemble.values()]
+    table["tilt_design_deg"] = [e["spec"].total_curvature_deg for e in ensemble.values()]
+    columns = ["points", "size_um", "size_design_um", "mean_d_A", "microstrain_1e-4", "total_tilt_deg",
+               "tilt_design_deg", "domains"]
 table["microstrain_1e-4"] = 1e4 * table["microstrain"]
-print(table[["points", "size_um", "size_design_um", "mean_d_A", "microstrain_1e-4", "total_tilt_deg",
-             "tilt_design_deg", "domains"]].to_string(float_format=lambda v: f"{v:.4g}",
+print(table[columns].to_string(float_format=lambda v: f"{v:.4g}",
                                                       formatters={"mean_d_A": "{:.5f}".format}))
 
 # %% [markdown]
@@ -125,9 +142,10 @@ print(table[["points", "size_um", "size_design_um", "mean_d_A", "microstrain_1e-
 # bending gradient — agrees with the design extent within one scan step; #8's is its largest domain.
 
 # %%
-design_ok = table[(table["excluded"] == "") & (table.index != "#8")]
-assert np.all(np.abs(design_ok["size_um"] - design_ok["size_design_um"]) <= scan_step_um), "size within one step"
-assert table.loc["#1", "microstrain"] > 5 * table.loc["#2", "microstrain"], "#1 is the striped one"
+if truth is not None:
+    design_ok = table[(table["excluded"] == "") & (table.index != "#8")]
+    assert np.all(np.abs(design_ok["size_um"] - design_ok["size_design_um"]) <= scan_step_um), "size within a step"
+    assert table.loc["#1", "microstrain"] > 5 * table.loc["#2", "microstrain"], "#1 is the striped one"
 
 # %% [markdown]
 # ## Orientation domains of particle 8 (Fig. S5)
@@ -146,8 +164,10 @@ labels8 = domains.segment_domains(maps8.tilt_xy_deg, maps8.d_spacing, maps8.mask
                                   tilt_jump_deg=tilt_jump_deg, d_jump_angstrom=d_jump_angstrom)
 stats8 = domains.domain_stats(labels8, maps8.tilt_xy_deg, maps8.d_spacing, maps8.intensity,
                               maps8.x_um, maps8.y_um)
-truth8 = np.where(maps8.mask, entry8["truth"]["domains"], 0)
-matches = domains.match_domains(labels8, truth8)
+matches = {}
+if truth is not None:
+    truth8 = np.where(maps8.mask, entry8["truth"]["domains"], 0)
+    matches = domains.match_domains(labels8, truth8)
 pd.DataFrame([{"domain": s.label, "points": s.n_points, "mean d (Å)": s.mean_d_angstrom,
                "± (Å)": s.sem_d_angstrom, "tilt x (deg)": s.mean_tilt_deg[0], "tilt y (deg)": s.mean_tilt_deg[1]}
               for s in stats8]).set_index("domain").round(5)
@@ -157,7 +177,8 @@ for true_label, (found, iou) in matches.items():
     print(f"true grain {true_label}: recovered as domain {found}, IoU = {iou:.2f}")
 
 # %%
-assert all(iou >= 0.8 for _, iou in matches.values()), "every true domain recovered with IoU ≥ 0.8"
+if truth is not None:
+    assert all(iou >= 0.8 for _, iou in matches.values()), "every true domain recovered with IoU ≥ 0.8"
 
 # %% [markdown]
 # ## Figure
@@ -246,8 +267,8 @@ widgets.interactive(explore, particle=widgets.Dropdown(options=numbers), mask_th
 print(f"particles reduced: {len(ensemble)}; excluded by quality flags: "
       f"{', '.join(a.name for a in analyses.values() if a.excluded)}")
 print(f"microstrain range: {table['microstrain'].min():.1e} … {table['microstrain'].max():.1e}")
-print(f"particle {domain_particle}: {len(stats8)} orientation domains, "
-      f"min IoU vs truth {min(iou for _, iou in matches.values()):.2f}")
+print(f"particle {domain_particle}: {len(stats8)} orientation domains"
+      + (f", min IoU vs truth {min(iou for _, iou in matches.values()):.2f}" if matches else ""))
 
 # %% [markdown]
 # One reduction, eight different crystals: the striped #1 has a microstrain near the paper's 4 × 10⁻⁴,

@@ -42,12 +42,19 @@ import pandas as pd
 
 import helpers
 from helpers.sxdm import curvature, plot_ensemble
+from helpers.sxdm.maps import read_maps
 from helpers.synthetic import sxdm_ensemble
 
 helpers.setup()
 
 # %% tags=["parameters"]
-# parameters: edit to explore
+# parameters: your own particles (a list of `nmc-workbook sxdm-maps` results files, one per particle,
+# reduced with --detector/--roi/--geometry below) with truth = None; None = the simulated ensemble
+input_file = None
+truth = "design"  # the simulator's design radii and exact tilt fields; None for your own data
+detector = None  # for sxdm-maps on your own BLISS files, e.g. "mpx1x4"
+roi = None  # (row0, row1, col0, col1) full-detector pixels, for sxdm-maps
+geometry = None  # calibration overrides for sxdm-maps, e.g. {"distance_m": 1.6}
 method = "frames"  # how the ensemble maps are made (see notebook 03, Data)
 scan_step_um = 0.2
 tilt_jump_deg = 0.08  # orientation domains: R is measured on the largest one
@@ -65,9 +72,16 @@ paper_radius_um, paper_sigma_um = 269.0, 52.0  # ensemble (paper)
 # particle's designed bending radius and its exact (noise-free, footprint-weighted) tilt field.
 
 # %%
-ensemble = sxdm_ensemble.ensemble_maps(method=method, scan_step_um=scan_step_um)
-print(f"{len(ensemble)} particles; design radii (µm): "
-      + ", ".join(f"#{n} {e['spec'].radius_um:.0f}" for n, e in ensemble.items()))
+if input_file is None:
+    ensemble = sxdm_ensemble.ensemble_maps(method=method, scan_step_um=scan_step_um)
+else:
+    ensemble = {k + 1: {"maps": read_maps(path)} for k, path in enumerate(input_file)}
+if truth is None:  # own data: no design, no exact fields
+    ensemble = {n: {"maps": e["maps"]} for n, e in ensemble.items()}
+    print(f"{len(ensemble)} particles")
+else:
+    print(f"{len(ensemble)} particles; design radii (µm): "
+          + ", ".join(f"#{n} {e['spec'].radius_um:.0f}" for n, e in ensemble.items()))
 
 # %% [markdown]
 # ## Method: radius of curvature of one particle
@@ -88,13 +102,23 @@ analyses = {n: curvature.analyse_particle(e["maps"], f"#{n}", tilt_jump_deg=tilt
             for n, e in ensemble.items()}
 rows = []
 for n, a in analyses.items():
-    c, spec = a.curvature, ensemble[n]["spec"]
-    exact = curvature.particle_curvature(np.moveaxis(ensemble[n]["truth"]["tilt_deg"], 0, -1), a.main_mask,
-                                         ensemble[n]["maps"].x_um, ensemble[n]["maps"].y_um, n_block_bootstrap=0)
-    rows.append({"particle": a.name, "L (µm)": c.size_um, "Δφ (deg)": c.total_curvature_deg,
-                 "R (µm)": c.radius_um, "σR (µm)": c.radius_sigma_um, "R exact field (µm)": exact.radius_um,
-                 "R design (µm)": spec.radius_um, "axis (deg)": c.bending_axis_deg,
-                 "axis design (deg)": (spec.axis_angle_deg + 90) % 180 - 90, "excluded": a.excluded or ""})
+    c = a.curvature
+    if c is None:  # no curvature could be measured (excluded: reason in the column)
+        rows.append({"particle": a.name, "excluded": a.excluded or ""})
+        continue
+    row = {"particle": a.name, "L (µm)": c.size_um, "Δφ (deg)": c.total_curvature_deg,
+           "R (µm)": c.radius_um, "σR (µm)": c.radius_sigma_um}
+    if truth is not None:
+        spec = ensemble[n]["spec"]
+        exact = curvature.particle_curvature(np.moveaxis(ensemble[n]["truth"]["tilt_deg"], 0, -1), a.main_mask,
+                                             ensemble[n]["maps"].x_um, ensemble[n]["maps"].y_um,
+                                             n_block_bootstrap=0)
+        row.update({"R exact field (µm)": exact.radius_um, "R design (µm)": spec.radius_um})
+    row["axis (deg)"] = c.bending_axis_deg
+    if truth is not None:
+        row["axis design (deg)"] = (spec.axis_angle_deg + 90) % 180 - 90
+    row["excluded"] = a.excluded or ""
+    rows.append(row)
 per_particle = pd.DataFrame(rows).set_index("particle")
 print(per_particle.drop(columns="excluded").to_string(float_format=lambda v: f"{v:.3g}"))
 
@@ -112,10 +136,11 @@ print(per_particle.drop(columns="excluded").to_string(float_format=lambda v: f"{
 # %%
 good = per_particle[per_particle["excluded"] == ""]
 systematic = 0.02 if method == "frames" else 1e-3  # measured COM bias of the coarse frame reduction
-assert np.all(np.abs(good["R (µm)"] - good["R exact field (µm)"])
-              < 4 * good["σR (µm)"] + systematic * good["R exact field (µm)"])
-assert np.all(np.abs(good["R (µm)"] / good["R design (µm)"] - 1) < 0.06)
-assert np.all(np.abs(good["axis (deg)"] - good["axis design (deg)"]) < 2.0)
+if truth is not None:
+    assert np.all(np.abs(good["R (µm)"] - good["R exact field (µm)"])
+                  < 4 * good["σR (µm)"] + systematic * good["R exact field (µm)"])
+    assert np.all(np.abs(good["R (µm)"] / good["R design (µm)"] - 1) < 0.06)
+    assert np.all(np.abs(good["axis (deg)"] - good["axis design (deg)"]) < 2.0)
 
 # %% [markdown]
 # ## Particle 3 against the paper's hand measurement
@@ -124,12 +149,14 @@ assert np.all(np.abs(good["axis (deg)"] - good["axis design (deg)"]) < 2.0)
 # R = 4.3 µm / 8.9 mrad = 483 µm.
 
 # %%
-c3 = analyses[3].curvature
 print(f"paper:  L = {paper_size_um:.1f} µm, Δφ = {paper_tilt_deg:.2f}°, "
       f"R = {curvature.radius_from_size_and_tilt(paper_size_um, paper_tilt_deg):.0f} µm")
-print(f"ours:   L = {c3.size_um:.2f} µm, Δφ = {c3.total_curvature_deg:.3f} ± {c3.total_curvature_sigma_deg:.3f}°, "
-      f"R = {c3.radius_um:.0f} ± {c3.radius_sigma_um:.0f} µm (design {ensemble[3]['spec'].radius_um:.0f} µm)")
-print(f"end-decile cross-check: Δφ = {c3.total_curvature_ends_deg:.3f}°")
+c3 = analyses[3].curvature if 3 in analyses else None
+if c3 is not None:
+    design3 = f" (design {ensemble[3]['spec'].radius_um:.0f} µm)" if truth is not None else ""
+    print(f"ours:   L = {c3.size_um:.2f} µm, Δφ = {c3.total_curvature_deg:.3f} ± "
+          f"{c3.total_curvature_sigma_deg:.3f}°, R = {c3.radius_um:.0f} ± {c3.radius_sigma_um:.0f} µm{design3}")
+    print(f"end-decile cross-check: Δφ = {c3.total_curvature_ends_deg:.3f}°")
 
 # %% [markdown]
 # ## Method: the ensemble line
@@ -149,23 +176,29 @@ totals = [analyses[n].curvature.total_curvature_deg for n in used]
 fits = [curvature.ensemble_fit(sizes, totals, through_origin=o, names=[f"#{n}" for n in used],
                                n_bootstrap=n_bootstrap, confidence=confidence, rng=np.random.default_rng(seed))
         for o in (True, False)]
-design = curvature.ensemble_fit([ensemble[n]["spec"].size_um for n in used],
-                                [ensemble[n]["spec"].total_curvature_deg for n in used],
-                                n_bootstrap=n_bootstrap, confidence=confidence, rng=np.random.default_rng(seed))
+design = None
+if truth is not None:
+    design = curvature.ensemble_fit([ensemble[n]["spec"].size_um for n in used],
+                                    [ensemble[n]["spec"].total_curvature_deg for n in used],
+                                    n_bootstrap=n_bootstrap, confidence=confidence,
+                                    rng=np.random.default_rng(seed))
 print(f"particles in the fit: {', '.join(f'#{n}' for n in used)}")
 
 # %%
 ens_rows = [{"fit": "paper (method not stated)", "R (µm)": paper_radius_um, "σ (µm)": paper_sigma_um}]
 for label, fit in (("ours, through origin", fits[0]), ("ours, with intercept", fits[1]),
                    ("design truth, through origin", design)):
+    if fit is None:
+        continue
     lo, hi = fit.radius_interval_um
     ens_rows.append({"fit": label, "R (µm)": fit.radius_um, "σ (µm)": fit.radius_sigma_um,
                      "bootstrap low (µm)": lo, "bootstrap high (µm)": hi, "intercept (deg)": fit.intercept_deg})
 print(pd.DataFrame(ens_rows).set_index("fit").to_string(float_format=lambda v: f"{v:.3g}", na_rep="—"))
 
 # %%
-assert abs(fits[0].radius_um - design.radius_um) < 2 * fits[0].radius_sigma_um
-assert fits[0].radius_interval_um[0] < design.radius_um < fits[0].radius_interval_um[1] * 1.1
+if truth is not None:
+    assert abs(fits[0].radius_um - design.radius_um) < 2 * fits[0].radius_sigma_um
+    assert fits[0].radius_interval_um[0] < design.radius_um < fits[0].radius_interval_um[1] * 1.1
 
 # %% [markdown]
 # ## Figure
@@ -176,12 +209,18 @@ plot_ensemble.plot_curvature_fit(ax_fit, sizes, totals, [f"#{n}" for n in used],
                                  sigmas_deg=[analyses[n].curvature.total_curvature_sigma_deg for n in used],
                                  paper_points=([paper_size_um], [paper_tilt_deg]))
 ax_fit.set_title("Fig. S6: total curvature vs size")
-ax_r.errorbar(good["R design (µm)"], good["R (µm)"], yerr=good["σR (µm)"], fmt="o", color="k", ms=4)
-lim = [0, 1.1 * good[["R design (µm)", "R (µm)"]].to_numpy().max()]
-ax_r.plot(lim, lim, color="0.6", lw=0.8)
-for name, row in good.iterrows():
-    ax_r.annotate(name, (row["R design (µm)"], row["R (µm)"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
-ax_r.set(xlabel="design R (µm)", ylabel="recovered R (µm)", title="per-particle R vs truth", xlim=lim, ylim=lim)
+if truth is not None:
+    ax_r.errorbar(good["R design (µm)"], good["R (µm)"], yerr=good["σR (µm)"], fmt="o", color="k", ms=4)
+    lim = [0, 1.1 * good[["R design (µm)", "R (µm)"]].to_numpy().max()]
+    ax_r.plot(lim, lim, color="0.6", lw=0.8)
+    for name, row in good.iterrows():
+        ax_r.annotate(name, (row["R design (µm)"], row["R (µm)"]), textcoords="offset points", xytext=(4, -10),
+                      fontsize=8)
+    ax_r.set(xlabel="design R (µm)", ylabel="recovered R (µm)", title="per-particle R vs truth", xlim=lim,
+             ylim=lim)
+else:  # own data: the per-particle radii with their σ
+    ax_r.errorbar(range(len(good)), good["R (µm)"], yerr=good["σR (µm)"], fmt="o", color="k", ms=4)
+    ax_r.set(xticks=range(len(good)), xticklabels=list(good.index), ylabel="R (µm)", title="per-particle R")
 helpers.save_figure(fig, "figS6_curvature_vs_size")
 plt.show()
 
@@ -225,11 +264,13 @@ widgets.interactive(explore, particles=widgets.SelectMultiple(options=list(analy
 # %%
 for n in used:
     c = analyses[n].curvature
-    print(f"#{n}: R = {c.radius_um:5.0f} ± {c.radius_sigma_um:4.1f} µm (design {ensemble[n]['spec'].radius_um:4.0f})")
+    design_n = f" (design {ensemble[n]['spec'].radius_um:4.0f})" if truth is not None else ""
+    print(f"#{n}: R = {c.radius_um:5.0f} ± {c.radius_sigma_um:4.1f} µm{design_n}")
 lo, hi = fits[0].radius_interval_um
 print(f"ensemble, through origin: R = {fits[0].radius_um:.0f} ± {fits[0].radius_sigma_um:.0f} µm, "
-      f"{100 * confidence:.0f} % bootstrap [{lo:.0f}, {hi:.0f}] µm; design {design.radius_um:.0f} µm; "
-      f"paper {paper_radius_um:.0f} ± {paper_sigma_um:.0f} µm")
+      f"{100 * confidence:.0f} % bootstrap [{lo:.0f}, {hi:.0f}] µm; "
+      + (f"design {design.radius_um:.0f} µm; " if design is not None else "")
+      + f"paper {paper_radius_um:.0f} ± {paper_sigma_um:.0f} µm")
 lo, hi = fits[1].radius_interval_um
 print(f"ensemble, with intercept: R = {fits[1].radius_um:.0f} µm, bootstrap [{lo:.0f}, {hi:.0f}] µm")
 

@@ -84,12 +84,15 @@ def test_an_interrupted_run_resumes_without_redoing_work(sample, tmp_path, monke
     monkeypatch.setattr(cli.recon, "reconstruct", flaky)
     with pytest.raises(KeyboardInterrupt):
         cli.run(_args(*argv))
-    with h5py.File(out) as f:
+    assert not out.exists()  # an unfinished run never sits at --out
+    with h5py.File(cli.partial_path(out)) as f:
+        assert not f.attrs["complete"]
         assert f["slice_done"][()].tolist() == [True, False, False]
         assert f["projections_retrieved"].attrs["done"] == 180
     monkeypatch.setattr(cli.recon, "reconstruct", real)
     monkeypatch.setattr(cli.phase, "paganin", lambda *a, **k: pytest.fail("phase pass redone"))
     assert cli.run(_args(*argv)) == 0
+    assert not cli.partial_path(out).exists()
     fresh = tmp_path / "fresh.h5"
     monkeypatch.undo()
     assert cli.run(_args(str(sample), "--out", str(fresh), "--slices", SLICES, "--slab", "1", "--quiet")) == 0

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from helpers import cli_checks as checks
+from helpers import nexus
 from helpers.nanoct import grey, io, phase, recon, rings
 
 
@@ -70,11 +73,32 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-reconstruct")
         default="auto",
         help="8-bit window 'low:high' in volume units, or 'auto' (0.1/99.9 percentiles)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="start again even if --out exists")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--data-path", default=None,
+        help="HDF5 path of the frames in any other NeXus/HDF5 layout (e.g. entry/imaging/data)",
+    )
+    parser.add_argument(
+        "--image-key-path", default=None,
+        help="HDF5 path of the image_key (0 projection, 1 flat, 2 dark) of the --data-path frames",
+    )
+    parser.add_argument("--flats-path", default=None, help="HDF5 path of separate flat-field frames")
+    parser.add_argument("--darks-path", default=None, help="HDF5 path of separate dark frames")
+    parser.add_argument(
+        "--angles-path", default=None,
+        help="HDF5 path of the rotation angles (one per frame or per projection; links followed)",
+    )
+    parser.add_argument(
+        "--angles-units", choices=("deg", "rad"), default=None,
+        help="units of --angles-path (default: its 'units' attribute; required when it has none)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an --out (or unfinished OUT.partial) written with other parameters",
+    )
     from helpers.cluster import add_scheduler_arguments
 
-    add_scheduler_arguments(parser)  # slab pass as Dask tasks (helpers.nanoct.slab_tasks)
+    add_scheduler_arguments(parser)  # phase and slab passes as Dask tasks (helpers.nanoct.*_tasks)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _parse_slices(text: str | None, n_rows: int) -> tuple[int, int]:
@@ -120,10 +144,65 @@ def memory_bound_bytes(
     return int(max(phase_pass, slab_pass) + 14 * 2**20)
 
 
+def _validate_options(args) -> None:
+    """Options checked before the input is opened (no work is done before these pass)."""
+    if args.slab < 1 or args.batch < 1:
+        raise ValueError(f"--slab {args.slab} / --batch {args.batch}: both must be ≥ 1")
+    checks.positive("--delta-beta", args.delta_beta)
+    checks.positive("--energy-kev", args.energy_kev)
+    checks.positive("--pixel-size", args.pixel_size)
+    for d in args.distances or []:
+        checks.positive("--distances", d)
+    if args.phase == "none" and args.distances:
+        raise ValueError("--distances given with --phase none: an absorption (−ln) reconstruction uses "
+                         "no propagation distance; drop --distances or choose --phase paganin/ctf")
+    if args.center != "auto":
+        try:
+            value = float(args.center)
+        except ValueError as err:
+            raise ValueError(f"--center {args.center!r}: give a number of pixels or 'auto'") from err
+        if not np.isfinite(value):
+            raise ValueError(f"--center {args.center!r}: give a finite number of pixels or 'auto'")
+    _parse_window(args.window)
+    if args.angles_units is not None and args.angles_path is None:
+        raise ValueError("--angles-units applies to --angles-path; give --angles-path too")
+    if args.data_path is None and any(
+        getattr(args, k) is not None for k in ("image_key_path", "angles_path", "flats_path", "darks_path")
+    ):
+        raise ValueError("--image-key-path/--angles-path/--flats-path/--darks-path need --data-path")
+
+
+def _parse_window(text: str):
+    """``None`` for 'auto', else the :class:`helpers.nanoct.grey.Window` of 'low:high'."""
+    if text == "auto":
+        return None
+    try:
+        low, high = (float(v) for v in text.split(":"))
+    except ValueError as err:
+        raise ValueError(f"--window {text!r}: give 'low:high' in volume units, or 'auto'") from err
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"--window {text!r}: need finite low < high")
+    return grey.Window(low, high)
+
+
 def _open_scans(args) -> list[io.TomoScan]:
     path = Path(args.input)
     if not path.exists():
         raise OSError(f"{path}: input file not found")
+    if args.data_path is not None:
+        if args.entries:
+            raise ValueError("--entries and --data-path exclude each other: --data-path names one scan")
+        return [
+            io.read_hdf5_paths(
+                path,
+                data_path=args.data_path,
+                image_key_path=args.image_key_path,
+                angles_path=args.angles_path,
+                angles_units=args.angles_units,
+                flats_path=args.flats_path,
+                darks_path=args.darks_path,
+            )
+        ]
     entries = args.entries
     if entries is None:
         try:
@@ -140,19 +219,52 @@ def _open_scans(args) -> list[io.TomoScan]:
 
 
 def _geometry(args, scans) -> tuple[list[float], float, float]:
+    """Distances (m; none needed for ``--phase none``), pixel size (m) and energy (keV)."""
+    pixel = args.pixel_size or scans[0].pixel_size_m
+    energy = args.energy_kev or scans[0].energy_kev
+    if args.phase == "none":
+        return [], pixel, energy
     distances = args.distances or [s.distance_m for s in scans]
     if len(distances) != len(scans) or any(d is None for d in distances):
         raise ValueError(
-            f"{args.input}: need one propagation distance per entry ({len(scans)}); the file gives "
-            f"{[s.distance_m for s in scans]}: pass --distances"
+            f"{args.input}: --phase {args.phase} needs one propagation distance per entry ({len(scans)}); "
+            f"the file gives {[s.distance_m for s in scans]}: pass --distances (or --phase none for an "
+            "absorption scan)"
         )
-    pixel = args.pixel_size or scans[0].pixel_size_m
-    energy = args.energy_kev or scans[0].energy_kev
-    if args.phase != "none" and (pixel is None or energy is None):
+    if pixel is None or energy is None:
         raise ValueError(
             f"{args.input}: pixel size or energy not in the file: pass --pixel-size and --energy-kev"
         )
+    for name, value in (("pixel size", pixel), ("energy", energy), *(("distance", d) for d in distances)):
+        checks.positive(f"{name} (from {args.input})", float(value))
     return [float(d) for d in distances], pixel, energy
+
+
+def _check_scan(args, scans) -> None:
+    """Input checks before any work: centre on the detector, finite angles, flats, darks, projections."""
+    n_proj, n_rows, n_cols = scans[0].shape
+    if n_proj < 2:
+        raise ValueError(f"{args.input}: {n_proj} projection(s); a reconstruction needs many angles")
+    if args.center != "auto" and not 0 <= float(args.center) < n_cols:
+        raise ValueError(f"--center {args.center}: outside the detector columns 0…{n_cols - 1}")
+    for scan in scans:
+        if not np.all(np.isfinite(scan.angles_rad)):
+            raise ValueError(f"{scan.source} ({scan.format}): rotation angles hold NaN/inf")
+        checks.check_finite_frames(scan.flats, f"{scan.source} ({scan.format}) flats")
+        checks.check_finite_frames(scan.darks, f"{scan.source} ({scan.format}) darks")
+        checks.check_finite_frames(_FrameReader(scan), f"{scan.source} ({scan.format}) projections",
+                                   block=max(1, args.batch))
+
+
+class _FrameReader:
+    """The projections of a scan indexed by frame (``dtype``, ``shape``, ``[a:b]``) for the NaN check."""
+
+    def __init__(self, scan: io.TomoScan):
+        self.scan, self.shape, self.dtype = scan, scan.shape, scan.dtype
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop, _ = sl.indices(self.shape[0])
+        return self.scan.read_frames(start, stop)
 
 
 def _pad_px(args, distances, pixel, energy, scans) -> int:
@@ -176,90 +288,153 @@ def _params(args, distances, pixel, energy) -> dict:
         "slices": args.slices,
         "entries": args.entries,
         "register": args.register,
+        "data_path": args.data_path,
+        "image_key_path": args.image_key_path,
+        "angles_path": args.angles_path,
+        "angles_units": args.angles_units,
+        "flats_path": args.flats_path,
+        "darks_path": args.darks_path,
     }
 
 
-def run(args) -> int:
-    """Run the reconstruction; returns 0 on success (on Dask with ``--scheduler``)."""
-    from helpers.cluster import check_scheduler, dask_client
-
-    check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
-    with dask_client(getattr(args, "scheduler", None), getattr(args, "workers", None),
-                     getattr(args, "connect_timeout", 10.0), quiet=args.quiet) as client:
-        return _run(args, client)
+PROGRAM = "nmc-workbook ct-reconstruct (helpers.nanoct.cli)"
 
 
-def _run(args, client) -> int:
+def partial_path(out: str | Path) -> Path:
+    """Where an unfinished (resumable) reconstruction for ``out`` is kept until it is complete."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _own_state(path: Path, params: dict, checksum: str) -> str:
+    """'same' (this command's output of the same input and parameters), 'other' (this command's, other
+    input/parameters) or 'foreign' (anything else, including unreadable files)."""
     import h5py
 
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("program") != PROGRAM:
+                return "foreign"
+            same = f.attrs.get("params") == json.dumps(params) and f.attrs.get("input_checksum") == checksum
+            return "same" if same else "other"
+    except OSError:
+        return "foreign"
+
+
+def _prepare_output(args, params, checksum) -> tuple[Path, Path, bool]:
+    """Decide where to write: returns (out, partial, already_complete); refuses foreign files untouched."""
+    out = Path(args.out)
+    for path in (out, partial_path(out)):
+        if checks.same_file(path, args.input):
+            raise ValueError(f"--out {out} is the input file: inputs are never modified, choose another name")
+    if not out.parent.is_dir():
+        raise OSError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    partial = partial_path(out)
+    if out.exists():
+        state = _own_state(out, params, checksum)
+        if state == "same" and not args.overwrite:
+            return out, partial, True
+        if state == "foreign":
+            raise OSError(f"--out {out} exists and is not a ct-reconstruct output: left untouched; "
+                          "choose another name")
+        if state == "other" and not args.overwrite:
+            raise ValueError(f"--out {out} was written with other parameters or another input: left "
+                             "untouched; choose another name or pass --overwrite to replace it")
+    if partial.exists():
+        state = _own_state(partial, params, checksum)
+        if state == "foreign":
+            raise OSError(f"{partial} exists and is not an unfinished ct-reconstruct output: left "
+                          "untouched; move it away")
+        if state == "other":
+            if not args.overwrite:
+                raise ValueError(f"{partial} (an unfinished run) was started with other parameters or "
+                                 "another input: use --overwrite to start again")
+            partial.unlink()
+        elif args.overwrite:
+            partial.unlink()
+    return out, partial, False
+
+
+def run(args) -> int:
+    """Run the reconstruction; returns 0 on success.
+
+    The run is kept in ``OUT.partial`` (resumable) and renamed to ``OUT`` when complete, so ``OUT``
+    only ever holds a finished reconstruction (with root attribute ``complete = True``).
+    """
+    import h5py
+
+    from helpers.cluster import check_scheduler, dask_client
+
+    _validate_options(args)
+    scheduler, workers = getattr(args, "scheduler", None), getattr(args, "workers", None)
+    check_scheduler(scheduler, workers)
     scans = _open_scans(args)
     distances, pixel, energy = _geometry(args, scans)
     n_proj, n_rows, n_cols = scans[0].shape
     row0, row1 = _parse_slices(args.slices, n_rows)
-    if args.slab < 1 or args.batch < 1:
-        raise ValueError("--slab and --batch must be ≥ 1")
     params = _params(args, distances, pixel, energy)
     checksum = io.file_checksum(args.input)
-    out = Path(args.out)
-    if out.resolve() == Path(args.input).resolve():
-        raise ValueError("--out must differ from the input file (inputs are never modified)")
-    if out.exists() and args.overwrite:
-        out.unlink()
-    with h5py.File(out, "a") as f:
-        if "params" in f.attrs:
-            if f.attrs["params"] != json.dumps(params) or f.attrs["input_checksum"] != checksum:
-                raise ValueError(
-                    f"{out} was started with other parameters or another input: "
-                    "use --overwrite to start again"
-                )
-        else:
-            f.attrs["params"] = json.dumps(params)
-            f.attrs["input_file"] = Path(args.input).name
-            f.attrs["input_checksum"] = checksum
-            f.attrs["program"] = "nmc-workbook ct-reconstruct (helpers.nanoct.cli)"
-            f.attrs["memory_bound_bytes"] = memory_bound_bytes(
-                n_proj,
-                n_rows,
-                n_cols,
-                args.slab,
-                args.batch,
-                len(scans),
-                _pad_px(args, distances, pixel, energy, scans),
-                args.method,
-            )
-            f.create_dataset(
-                "projections_retrieved", (n_proj, n_rows, n_cols), "f4", chunks=(1, n_rows, n_cols)
-            )
-            f["projections_retrieved"].attrs["done"] = 0
-            f["projections_retrieved"].attrs["units"] = (
-                "projected delta, pixels (∫δ dt / pixel size)" if args.phase != "none" else "−ln(I/I0)"
-            )
-            f.create_dataset("volume", (row1 - row0, n_cols, n_cols), "f4", chunks=(1, n_cols, n_cols))
-            f["volume"].attrs["units"] = (
-                "delta (refractive index decrement)" if args.phase != "none" else "1/pixel"
-            )
-            f["volume"].attrs["first_row"] = row0
-            f["volume"].attrs["voxel_size_m"] = pixel if pixel is not None else np.nan
-            f.create_dataset("slice_done", data=np.zeros(row1 - row0, bool))
-            f["angles_rad"] = scans[0].angles_rad
-        _phase_pass(f, scans, args, distances, pixel, energy, quiet=args.quiet, client=client)
-        center = _center(f, scans[0].angles_rad, args, n_rows)
-        if client is None:
-            _slab_pass(f, scans[0].angles_rad, center, args, row0, row1, quiet=args.quiet)
-    if client is not None:  # tasks read the closed file, one writer joins their slab files
-        from helpers.nanoct import slab_tasks
+    out, partial, complete = _prepare_output(args, params, checksum)
+    if complete:
+        if not args.quiet:
+            print(f"{out} is already complete for this input and these parameters: nothing to do")
+        return 0
+    if not partial.exists():
+        _check_scan(args, scans)
+    with dask_client(scheduler, workers, getattr(args, "connect_timeout", 10.0), quiet=args.quiet) as client:
+        with h5py.File(partial, "a") as f:
+            if "params" not in f.attrs:
+                _create_layout(f, args, scans, params, checksum, pixel, energy, distances, (row0, row1))
+            _phase_pass(f, scans, args, distances, pixel, energy, quiet=args.quiet, client=client)
+            center = _center(f, scans[0].angles_rad, args, n_rows)
+            if client is None:
+                _slab_pass(f, scans[0].angles_rad, center, args, row0, row1, quiet=args.quiet)
+        if client is not None:  # tasks read the closed file; one writer joins their slab files
+            from helpers.nanoct import slab_tasks
 
-        if args.overwrite and slab_tasks.slab_dir(out).exists():
-            import shutil
-
-            shutil.rmtree(slab_tasks.slab_dir(out))
-        slab_tasks.slab_pass(out, center, args.rings, args.method, args.slab, row0, row1, client,
-                             quiet=args.quiet)
-    with h5py.File(out, "a") as f:
+            slab_tasks.slab_pass(partial, center, args.rings, args.method, args.slab, row0, row1, client,
+                                 quiet=args.quiet)
+    with h5py.File(partial, "a") as f:
         _to_8bit(f, args)
+        nexus.mark_volume(f, "volume", voxel_size_m=pixel, first_row=row0)
+        nexus.mark_volume(f, "volume_8bit", voxel_size_m=pixel, first_row=row0)
+        f.attrs["complete"] = True
+    os.replace(partial, out)
     if not args.quiet:
         print(f"wrote {out}: volume {row1 - row0}×{n_cols}×{n_cols}, centre {center:.2f} px")
     return 0
+
+
+def _create_layout(f, args, scans, params, checksum, pixel, energy, distances, rows) -> None:
+    """Attributes and (empty, chunked) datasets of a new run; ``complete`` stays False until the end."""
+    n_proj, n_rows, n_cols = scans[0].shape
+    row0, row1 = rows
+    f.attrs["params"] = json.dumps(params)
+    f.attrs["input_file"] = Path(args.input).name
+    f.attrs["input_checksum"] = checksum
+    f.attrs["program"] = PROGRAM
+    f.attrs["complete"] = False
+    f.attrs["memory_bound_bytes"] = memory_bound_bytes(
+        n_proj,
+        n_rows,
+        n_cols,
+        args.slab,
+        args.batch,
+        len(scans),
+        _pad_px(args, distances, pixel, energy, scans),
+        args.method,
+    )
+    f.create_dataset("projections_retrieved", (n_proj, n_rows, n_cols), "f4", chunks=(1, n_rows, n_cols))
+    f["projections_retrieved"].attrs["done"] = 0
+    f["projections_retrieved"].attrs["units"] = (
+        "projected delta, pixels (∫δ dt / pixel size)" if args.phase != "none" else "−ln(I/I0)"
+    )
+    f.create_dataset("volume", (row1 - row0, n_cols, n_cols), "f4", chunks=(1, n_cols, n_cols))
+    f["volume"].attrs["units"] = "delta (refractive index decrement)" if args.phase != "none" else "1/pixel"
+    f["volume"].attrs["first_row"] = row0
+    f["volume"].attrs["voxel_size_m"] = pixel if pixel is not None else np.nan
+    f.create_dataset("slice_done", data=np.zeros(row1 - row0, bool))
+    f["angles_rad"] = scans[0].angles_rad
 
 
 def _phase_pass(f, scans, args, distances, pixel, energy, quiet, client=None) -> None:
@@ -328,10 +503,7 @@ def _center(f, angles, args, n_rows) -> float:
         span = float(angles.max() - angles.min())
         center = recon.find_center(sino, angles, "opposite" if span > 1.9 * np.pi else "vo")
     else:
-        try:
-            center = float(args.center)
-        except ValueError as err:
-            raise ValueError(f"--center {args.center!r}: give a number of pixels or 'auto'") from err
+        center = float(args.center)  # checked by _validate_options and _check_scan
     f.attrs["center_px"] = center
     return center
 
@@ -367,11 +539,7 @@ def _to_8bit(f, args) -> None:
         every = max(1, vol.shape[1] * vol.shape[2] * len(index) // 1_000_000)
         window = grey.percentile_window(np.concatenate([vol[int(i)].ravel()[::every] for i in index]))
     else:
-        try:
-            low, high = (float(v) for v in args.window.split(":"))
-        except ValueError as err:
-            raise ValueError(f"--window {args.window!r}: give 'low:high' or 'auto'") from err
-        window = grey.Window(low, high)
+        window = _parse_window(args.window)
     if "volume_8bit" in f:
         del f["volume_8bit"]
     v8 = f.create_dataset("volume_8bit", vol.shape, "u1", chunks=(1, *vol.shape[1:]))

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import cli_checks as checks
+from helpers import nexus
+
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> None:
     """Options of the ``ct-analyse`` sub-command."""
@@ -59,6 +62,40 @@ def _column_array(series) -> np.ndarray:
         return values.astype(str).astype("S")
 
 
+#: void sizes (local thickness) need one of these; both are core dependencies of the package
+VOID_SIZE_MODULES = ("localthickness", "porespy")
+
+
+def _validate(args: argparse.Namespace, src: Path) -> Path:
+    """Every option and the output path, checked before the volume is read; returns ``--out``."""
+    checks.positive("--voxel-size-um", args.voxel_size_um)
+    checks.within("--threshold", args.threshold, 0.0, 255.0)
+    checks.within("--void-threshold", args.void_threshold, 0.0, 255.0)
+    checks.positive("--denoise-strength", args.denoise_strength)
+    if args.denoise_strength is not None and args.denoise is None:
+        raise ValueError("--denoise-strength needs --denoise tv|nlm|median")
+    checks.positive("--h", args.h)
+    if args.min_particle_voxels < 1:
+        raise ValueError(f"--min-particle-voxels {args.min_particle_voxels}: must be ≥ 1")
+    checks.positive("--resolution-um", args.resolution_um)
+    if not src.is_file():
+        raise OSError(f"volume file {src} not found")
+    out = checks.check_out_path(args.out, [src], overwrite=args.overwrite)
+    if out.suffix.lower() == ".csv":
+        raise ValueError(f"--out {out}: give the HDF5 file name (.h5); the CSV tables are written beside it")
+    for table in _csv_paths(out).values():
+        checks.check_out_path(table, [src], overwrite=args.overwrite)
+    if not any(importlib.util.find_spec(m) for m in VOID_SIZE_MODULES):
+        raise OSError("void sizes need localthickness (or porespy), not installed: "
+                      "pip install localthickness")
+    return out
+
+
+def _csv_paths(out: Path) -> dict[str, Path]:
+    stem = out.with_suffix("")
+    return {name: Path(f"{stem}_{name}.csv") for name in ("particles", "voids", "morphology")}
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; returns 0 on success (errors raise ValueError/OSError/KeyError)."""
     import h5py
@@ -71,14 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from helpers.nanoct.volume_io import file_sha256, open_volume
 
     src = Path(args.volume)
-    out = Path(args.out)
+    out = _validate(args, src)
     from helpers.cluster import check_scheduler
 
     check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
-    if out.exists() and not args.overwrite:
-        raise OSError(f"{out} exists: pass --overwrite to replace it")
-    if out.resolve() == src.resolve():
-        raise OSError("--out must not be the input volume (inputs are never modified)")
     volume = open_volume(src, args.dataset)
     result = seg.segment_particles(volume, threshold=args.threshold, h=args.h,
                                    min_particle_voxels=args.min_particle_voxels,
@@ -112,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 morphology = particle_table_on(client, result.labels, args.voxel_size_um,
                                                out.with_name(out.name + ".parts"))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(out, "w") as f:
+    with checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({
             "program": f"nmc-workbook ct-analyse {helpers.__version__}",
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -142,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         ds = f.create_dataset("labels", data=result.labels, chunks=True, compression="gzip", shuffle=True)
         ds.attrs["description"] = "particle labels, 0 = background, internal voids belong to their particle"
         ds.attrs["axes"] = "z, y, x"
+        nexus.mark_volume(f, "labels", voxel_size_m=args.voxel_size_um * 1e-6)
         for name, table in (("particles", particles), ("voids", voids), ("morphology", morphology)):
             if table is None:
                 continue
@@ -149,11 +182,12 @@ def run(args: argparse.Namespace) -> int:
             for column in table.columns:
                 g[column] = _column_array(table[column])
             g.attrs["units"] = "µm, µm³; fractions dimensionless; radial = distance / particle r_eq"
-    stem = out.with_suffix("")
-    particles.to_csv(f"{stem}_particles.csv", index=False)
-    voids.to_csv(f"{stem}_voids.csv", index=False)
-    if morphology is not None:
-        pd.DataFrame(morphology).to_csv(f"{stem}_morphology.csv", index=False)
+        f.attrs["complete"] = True
+    csv = _csv_paths(out)
+    for name, table in (("particles", particles), ("voids", voids), ("morphology", morphology)):
+        if table is not None:
+            with checks.atomic_output(csv[name]) as tmp:
+                pd.DataFrame(table).to_csv(tmp, index=False)
     print(f"{result.n_particles} particles in {result.n_clusters} clusters; NMC threshold "
           f"{result.threshold:.1f}; defective {particles.defective.mean():.1%}; written {out.name}")
     return 0

@@ -35,6 +35,7 @@ class TomoScan:
     distance_m: float | None = None
     energy_kev: float | None = None
     translation_px: tuple[float, float] | None = None
+    dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
     _read_rows: Callable[[slice], np.ndarray] | None = field(default=None, repr=False)
     _read_frames: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False)
 
@@ -62,8 +63,15 @@ def file_checksum(path: str | Path, algorithm: str = "sha256") -> str:
 
 def _validate(scan: TomoScan) -> TomoScan:
     """The checks every reader runs: flats/darks present and shaped right, angles match, flats > darks."""
-    n, ny, nx = scan.shape
     where = f"{scan.source} ({scan.format})"
+    if len(scan.shape) != 3:
+        raise ValueError(
+            f"{where}: the frames have {len(scan.shape)} dimension(s) {tuple(scan.shape)}; a scan needs "
+            "3 (frame, row, column): a single image or sinogram cannot be reconstructed here"
+        )
+    n, ny, nx = scan.shape
+    if 0 in scan.shape:
+        raise ValueError(f"{where}: no projections (frame stack shape {tuple(scan.shape)})")
     if scan.flats.size == 0:
         raise ValueError(f"{where}: no flat fields (image_key 1 / data_white) found; a scan needs flats")
     if scan.darks.size == 0:
@@ -89,11 +97,12 @@ def _validate(scan: TomoScan) -> TomoScan:
     return scan
 
 
-def _h5_float(group, name: str) -> float | None:
-    if name in group:
-        value = np.asarray(group[name][()]).ravel()
-        return float(value[0]) if value.size else None
-    return None
+def _require_3d(shape: tuple[int, ...], where: str) -> None:
+    if len(shape) != 3:
+        raise ValueError(
+            f"{where}: {len(shape)} dimension(s) {tuple(shape)}; tomography frames need 3 "
+            "(frame, row, column): a single image or sinogram cannot be reconstructed here"
+        )
 
 
 def _nxtomo_entries(f) -> list[str]:
@@ -114,13 +123,15 @@ def list_nxtomo_entries(path: str | Path) -> list[str]:
 
 
 def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
-    """Read an NXtomo file: ``<entry>/instrument/detector/{data, image_key}``, ``sample/rotation_angle``.
+    """Read an NXtomo entry with ESRF's ``nxtomo`` library (metadata, with units), frames read lazily.
 
-    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). The stage position
-    ``sample/{z,x}_translation`` (m), when present, becomes ``translation_px`` (rows, cols). Angles in
-    degrees unless the dataset's ``units`` attribute says rad. ``entry`` defaults to the first NXtomo entry.
+    ``image_key`` 0 = projection, 1 = flat, 2 = dark, 3 = invalid (skipped). Angles, pixel size,
+    propagation distance, energy and the stage position ``sample/{z,x}_translation`` are converted from
+    the units ``nxtomo`` reads (pint); the stage position becomes ``translation_px`` (rows, cols).
+    ``entry`` defaults to the first NXtomo entry.
     """
     import h5py
+    from nxtomo import NXtomo
 
     path = Path(path)
     with h5py.File(path, "r") as f:
@@ -131,35 +142,46 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         if entry not in entries:
             raise KeyError(f"{path}: entry {entry!r} not found; NXtomo entries are {entries}")
         det = f[entry]["instrument/detector"]
-        key = np.asarray(det["image_key"][()]).astype(int)
         shape = det["data"].shape
-        if len(key) != shape[0]:
-            raise ValueError(f"{path}:{entry}: image_key has {len(key)} values for {shape[0]} frames")
-        rot_path = f"{entry}/sample/rotation_angle"
-        if rot_path not in f:
-            raise KeyError(f"{path}: {rot_path} missing: the rotation angles are needed")
-        rot = np.asarray(f[rot_path][()], dtype=float)
-        units = f[rot_path].attrs.get("units", "degree")
-        units = units.decode() if isinstance(units, bytes) else str(units)
-        proj_idx = np.flatnonzero(key == 0)
-        flats = (
-            det["data"][np.flatnonzero(key == 1).tolist()] if (key == 1).any() else np.zeros((0, *shape[1:]))
+        _require_3d(shape, f"{path}:{entry}/instrument/detector/data")
+        dtype = det["data"].dtype
+        if f"{entry}/sample/rotation_angle" not in f:
+            raise KeyError(f"{path}: {entry}/sample/rotation_angle missing: the rotation angles are needed")
+    import logging
+
+    logging.getLogger("nxtomo").setLevel(logging.ERROR)  # "unable to find nexus version": harmless
+    nx = NXtomo().load(str(path), entry, detector_data_as="as_data_url")
+    detector = nx.instrument.detector
+    key = np.asarray([int(k.value) if hasattr(k, "value") else int(k) for k in detector.image_key_control])
+    if len(key) != shape[0]:
+        raise ValueError(f"{path}:{entry}: image_key has {len(key)} values for {shape[0]} frames")
+    rot = nx.sample.rotation_angle
+    if rot is None:
+        raise KeyError(f"{path}: {entry}/sample/rotation_angle could not be read")
+    rot_rad = np.asarray(rot.to("radian").magnitude, float).ravel()
+    proj_idx = np.flatnonzero(key == 0)
+    with h5py.File(path, "r") as f:
+        data = f[entry]["instrument/detector/data"]
+        flats = data[np.flatnonzero(key == 1).tolist()] if (key == 1).any() else np.zeros((0, *shape[1:]))
+        darks = data[np.flatnonzero(key == 2).tolist()] if (key == 2).any() else np.zeros((0, *shape[1:]))
+    angles = rot_rad[proj_idx] if len(rot_rad) == len(key) else rot_rad
+
+    def si(quantity, unit: str) -> float | None:
+        if quantity is None:
+            return None
+        values = np.asarray(quantity.to(unit).magnitude, float).ravel()
+        return float(values[0]) if values.size else None
+
+    pixel = si(detector.x_pixel_size, "m")
+    distance = si(detector.distance, "m")
+    energy = si(nx.instrument.beam.incident_energy, "keV")
+    translation = None
+    tz, tx = nx.sample.z_translation, nx.sample.x_translation
+    if pixel and tz is not None and tx is not None:
+        translation = (
+            float(np.mean(tz.to("m").magnitude)) / pixel,
+            float(np.mean(tx.to("m").magnitude)) / pixel,
         )
-        darks = (
-            det["data"][np.flatnonzero(key == 2).tolist()] if (key == 2).any() else np.zeros((0, *shape[1:]))
-        )
-        angles = rot[proj_idx] if len(rot) == len(key) else rot
-        if not units.lower().startswith("rad"):
-            angles = np.radians(angles)
-        pixel = _h5_float(det, "x_pixel_size")
-        distance = _h5_float(det, "distance")
-        energy = _h5_float(f[entry], "instrument/beam/incident_energy")
-        translation = None
-        sample = f[entry]["sample"]
-        if pixel and "z_translation" in sample and "x_translation" in sample:
-            tz = np.asarray(sample["z_translation"][()], float)
-            tx = np.asarray(sample["x_translation"][()], float)
-            translation = (float(np.mean(tz)) / pixel, float(np.mean(tx)) / pixel)
 
     def read_rows(rows: slice) -> np.ndarray:
         with h5py.File(path, "r") as fh:
@@ -173,6 +195,7 @@ def read_nxtomo(path: str | Path, entry: str | None = None) -> TomoScan:
         source=path,
         format=f"NXtomo:{entry}",
         shape=(len(proj_idx), shape[1], shape[2]),
+        dtype=np.dtype(dtype),
         angles_rad=np.asarray(angles, dtype=float),
         flats=np.asarray(flats, dtype=np.float32),
         darks=np.asarray(darks, dtype=np.float32),
@@ -199,6 +222,8 @@ def read_dataexchange(path: str | Path) -> TomoScan:
             raise KeyError(f"{path}: exchange/data missing: not a Data Exchange file")
         ex = f["exchange"]
         shape = ex["data"].shape
+        _require_3d(shape, f"{path}:exchange/data")
+        dtype = ex["data"].dtype
         flats = ex["data_white"][()] if "data_white" in ex else np.zeros((0, *shape[1:]))
         darks = ex["data_dark"][()] if "data_dark" in ex else np.zeros((0, *shape[1:]))
         if "theta" not in ex:
@@ -227,6 +252,7 @@ def read_dataexchange(path: str | Path) -> TomoScan:
         source=path,
         format="DataExchange",
         shape=tuple(shape),
+        dtype=np.dtype(dtype),
         angles_rad=angles,
         flats=np.asarray(flats, dtype=np.float32),
         darks=np.asarray(darks, dtype=np.float32),
@@ -282,8 +308,129 @@ def read_image_stack(
     scan = TomoScan(
         source=proj_files[0].parent,
         format=f"image stack ({proj_files[0].suffix})",
+        dtype=np.dtype(first.dtype),
         shape=(len(proj_files), *first.shape),
         angles_rad=np.radians(np.asarray(angles_deg, dtype=float)),
+        flats=flats,
+        darks=darks,
+        _read_rows=read_rows,
+        _read_frames=read_frames,
+    )
+    return _validate(scan)
+
+
+def _units_text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _angles_in_rad(values: np.ndarray, units_attr, stated: str | None, where: str) -> np.ndarray:
+    """Angles converted to rad from the ``units`` attribute or the stated units ('deg'/'rad')."""
+    from_file = None
+    if units_attr is not None:
+        text = _units_text(units_attr).strip().lower()
+        if text.startswith("rad"):
+            from_file = "rad"
+        elif text.startswith("deg") or text in ("°", "degree", "degrees"):
+            from_file = "deg"
+        else:
+            raise ValueError(f"{where}: angle units {text!r} not understood; state --angles-units deg|rad")
+    if from_file and stated and from_file != stated:
+        raise ValueError(f"{where}: the file says {from_file} but --angles-units says {stated}")
+    units = from_file or stated
+    if units is None:
+        raise ValueError(f"{where} has no 'units' attribute: state the angle units (--angles-units deg|rad)")
+    return np.asarray(values, float) if units == "rad" else np.radians(np.asarray(values, float))
+
+
+def _h5_get(f, name: str, path: Path, what: str):
+    """The object at ``name`` (links followed), with a clear error when it or its link target is missing."""
+    link = f.get(name, getlink=True)
+    if link is None:
+        raise KeyError(f"{path}: {what} path {name!r} not found in the file")
+    try:
+        return f[name]
+    except KeyError as err:
+        target = getattr(link, "filename", "")
+        raise OSError(f"{path}: {what} {name!r} is a link to {target or link} that cannot be opened "
+                      f"({err}); keep the linked files beside the scan") from err
+
+
+def read_hdf5_paths(
+    path: str | Path,
+    data_path: str,
+    image_key_path: str | None = None,
+    angles_path: str | None = None,
+    angles_units: str | None = None,
+    flats_path: str | None = None,
+    darks_path: str | None = None,
+) -> TomoScan:
+    """Read a scan from any NeXus/HDF5 layout by naming its paths (as httomo's loader does).
+
+    ``data_path``: (frames, rows, columns), possibly an external/virtual link to another file.
+    ``image_key_path``: one key per frame (0 projection, 1 flat, 2 dark, 3 invalid); without it every
+    frame is a projection and ``flats_path``/``darks_path`` give the flats and darks. ``angles_path``:
+    one rotation angle per frame or per projection, in the units of its ``units`` attribute or
+    ``angles_units`` ('deg'/'rad'). Example, Diamond K11 (DIAD): ``data_path="entry/imaging/data"``,
+    ``image_key_path="entry/instrument/imaging/image_key"``, angles from the linked position file.
+    """
+    import h5py
+
+    path = Path(path)
+    if angles_path is None:
+        raise ValueError(f"{path}: --angles-path is needed with --data-path (the rotation angles)")
+    with h5py.File(path, "r") as f:
+        data = _h5_get(f, data_path, path, "data")
+        if not isinstance(data, h5py.Dataset):
+            raise ValueError(f"{path}: {data_path!r} is a group, not the frames dataset")
+        shape, dtype = data.shape, data.dtype
+        _require_3d(shape, f"{path}:{data_path}")
+        n_frames = shape[0]
+        if image_key_path is not None:
+            key = np.asarray(_h5_get(f, image_key_path, path, "image key")[()]).astype(int).ravel()
+            if len(key) != n_frames:
+                raise ValueError(f"{path}: {image_key_path} has {len(key)} values for {n_frames} frames")
+            unknown = sorted(set(np.unique(key)) - {0, 1, 2, 3})
+            if unknown:
+                raise ValueError(f"{path}: {image_key_path} holds keys {unknown}; NXtomo keys are 0–3")
+        else:
+            key = np.zeros(n_frames, int)
+        proj_idx = np.flatnonzero(key == 0)
+
+        def stack(key_value: int, extra: str | None, what: str) -> np.ndarray:
+            parts = []
+            if (key == key_value).any():
+                parts.append(np.asarray(data[np.flatnonzero(key == key_value).tolist()], np.float32))
+            if extra is not None:
+                ds = _h5_get(f, extra, path, what)
+                arr = np.asarray(ds[()], np.float32)
+                parts.append(arr[None] if arr.ndim == 2 else arr)
+            return np.concatenate(parts) if parts else np.zeros((0, *shape[1:]), np.float32)
+
+        flats = stack(1, flats_path, "flats")
+        darks = stack(2, darks_path, "darks")
+        angles_ds = _h5_get(f, angles_path, path, "angles")
+        values = np.asarray(angles_ds[()], float).ravel()
+        if len(values) == n_frames:
+            values = values[proj_idx]
+        elif len(values) != len(proj_idx):
+            raise ValueError(f"{path}: {angles_path} has {len(values)} angles for {n_frames} frames "
+                             f"({len(proj_idx)} projections); need one per frame or per projection")
+        angles = _angles_in_rad(values, angles_ds.attrs.get("units"), angles_units, f"{path}:{angles_path}")
+
+    def read_rows(rows: slice) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh[data_path][proj_idx.tolist(), rows, :]
+
+    def read_frames(start: int, stop: int) -> np.ndarray:
+        with h5py.File(path, "r") as fh:
+            return fh[data_path][proj_idx[start:stop].tolist()]
+
+    scan = TomoScan(
+        source=path,
+        format=f"HDF5 paths ({data_path})",
+        shape=(len(proj_idx), shape[1], shape[2]),
+        dtype=np.dtype(dtype),
+        angles_rad=angles,
         flats=flats,
         darks=darks,
         _read_rows=read_rows,
@@ -310,7 +457,9 @@ def open_scan(path: str | Path, entry: str | None = None) -> TomoScan:
     if is_dx:
         return read_dataexchange(path)
     raise KeyError(
-        f"{path}: neither NXtomo (entry/instrument/detector/image_key) nor Data Exchange (exchange/data)"
+        f"{path}: neither NXtomo (entry/instrument/detector/image_key) nor Data Exchange (exchange/data); "
+        "for another NeXus/HDF5 layout name its paths: --data-path, --image-key-path (or --flats-path/"
+        "--darks-path) and --angles-path"
     )
 
 

@@ -44,7 +44,7 @@ def retrieve_range_task(rng: tuple[int, int], out: str, settings: dict) -> str:
     from helpers.nanoct.cli import _open_scans
 
     s = SimpleNamespace(**settings)
-    scans = _open_scans(SimpleNamespace(input=s.input, entries=s.entries, phase=s.phase))
+    scans = _open_scans(SimpleNamespace(**s.args))  # the command's own options, as in-process
     flats = [sc.flat_mean() for sc in scans]
     darks = [sc.dark_mean() for sc in scans]
     shifts = [tuple(v) for v in s.shifts] if s.shifts is not None else None
@@ -98,7 +98,8 @@ def phase_pass(f, args, distances, pixel, energy, shifts, start: int, client, qu
     per_task = args.batch * max(1, -(-MIN_PROJECTIONS_PER_TASK // args.batch))
     ranges = [(i, min(i + per_task, n_proj)) for i in range(start, n_proj, per_task)]
     run_tag = json.dumps({"params": json.loads(f.attrs["params"]), "shifts": shifts}, sort_keys=True)
-    settings = {"input": str(args.input), "entries": args.entries, "phase": args.phase,
+    options = {k: v for k, v in vars(args).items() if not k.startswith("_")}  # picklable options only
+    settings = {"args": options, "input": str(args.input), "entries": args.entries, "phase": args.phase,
                 "delta_beta": args.delta_beta, "energy": energy, "distances": distances, "pixel": pixel,
                 "shifts": shifts, "batch": args.batch, "run_tag": run_tag}
     part_dir(out).mkdir(exist_ok=True)

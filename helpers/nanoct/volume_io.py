@@ -83,6 +83,11 @@ def _open_hdf5(path: Path, dataset: str | None):
     import h5py
 
     with h5py.File(path, "r") as f:
+        if not bool(f.attrs.get("complete", True)):
+            raise OSError(
+                f"{path.name} is incomplete (attribute complete = False: the run that wrote it did not "
+                "finish); finish or re-run it"
+            )
         if dataset is None:
             found = []
             f.visititems(_collect_3d(found))

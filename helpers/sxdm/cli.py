@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import cli_checks as checks
+
 
 def _roi(text: str):
     parts = [p for p in text.replace(",", " ").split() if p]
@@ -21,8 +23,6 @@ def _roi(text: str):
 
 def add_arguments(parser, name: str = "sxdm-maps") -> None:
     """Options of ``sxdm-maps``."""
-    from helpers.cluster import add_scheduler_arguments
-
     parser.add_argument("input", nargs="+",
                         help="BLISS dataset file(s) (all SXDM entries) or XSOCS master file(s)")
     parser.add_argument("--out", default=None, help="results HDF5 file (group /maps) of the one input")
@@ -46,18 +46,68 @@ def add_arguments(parser, name: str = "sxdm-maps") -> None:
     parser.add_argument("--drift", choices=("estimate", "correct", "off"), default="estimate",
                         help="sample drift between eta maps: estimate and flag (default), correct it "
                         "(second pass on interpolated frames), or off")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from helpers.cluster import add_scheduler_arguments
+
     add_scheduler_arguments(parser)
+
+
+def _background(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise ValueError(f"--background {text!r}: give 'auto' or counts per pixel per frame") from err
+    checks.positive("--background", value, allow_zero=True)
+    return value
+
+
+def validate(args):
+    """Every option, the output path and the input series, checked before the reduction starts.
+
+    Returns the opened :class:`helpers.sxdm.io.SxdmSeries` (metadata only; frames are read later).
+    """
+    from helpers.sxdm.io import open_sxdm_series
+
+    background, roi = _check_options(args)
+    if args.out is None:
+        raise ValueError("give --out FILE for one input, or --out-dir DIR")
+    source = Path(args.input[0])
+    if not source.is_file():
+        raise OSError(f"{source}: input file not found")
+    out = checks.check_out_path(args.out, [source], overwrite=args.overwrite)
+    series = open_sxdm_series(source, detector=args.detector, roi=roi)
+    return series, out, background
+
+
+def _check_options(args):
+    """The options shared by one and several inputs; returns (background, roi)."""
+    background = _background(args.background)
+    checks.within("--mask-threshold", args.mask_threshold, 0.0, 1.0, closed=False)
+    checks.positive("--reference-d", args.reference_d)
+    checks.positive("--min-counts", args.min_counts, allow_zero=True)
+    checks.positive("--saturation", args.saturation)
+    checks.positive("--memory-mb", args.memory_mb)
+    if args.median is not None and (args.median < 1 or args.median % 2 == 0):
+        raise ValueError(f"--median {args.median}: give an odd kernel size ≥ 1 (e.g. 3)")
+    roi = _roi(args.roi) if args.roi else None
+    if roi is not None and not (roi[0] < roi[1] and roi[2] < roi[3]):
+        raise ValueError(f"--roi {args.roi!r}: empty window; need row0 < row1 and col0 < col1")
+    return background, roi
 
 
 def run(args) -> int:
     """Reduce ``args.input`` and write ``args.out``; print a one-line summary."""
     from helpers.sxdm.reduce import MAXIPIX_SATURATION, flag_summary, reduce
 
-    background = args.background if args.background == "auto" else float(args.background)
-    options = dict(
-        detector=args.detector,
-        roi=_roi(args.roi) if args.roi else None,
+    if args.out_dir is not None or args.scheduler is not None or len(args.input) > 1:
+        return _run_many(args)
+    series, out, background = validate(args)
+    maps = reduce(
+        series,
+        out,
         method=args.method,
         mask_threshold=args.mask_threshold,
         reference_d=args.reference_d,
@@ -66,16 +116,9 @@ def run(args) -> int:
         saturation=MAXIPIX_SATURATION if args.saturation is None else args.saturation,
         median_size=args.median,
         memory_limit_mb=args.memory_mb,
+        progress=not args.quiet,
         drift=args.drift,
     )
-    if args.out_dir is not None or args.scheduler is not None or len(args.input) > 1:
-        return _run_many(args, options)
-    if args.out is None:
-        raise ValueError("give --out FILE for one input, or --out-dir DIR")
-    out = Path(args.out)
-    if out.resolve() == Path(args.input[0]).resolve():
-        raise ValueError(f"--out {out} is the input file: the input is never modified, choose another name")
-    maps = reduce(args.input[0], out, progress=not args.quiet, **options)
     flags = {k: v for k, v in flag_summary(maps).items() if v}
     print(
         f"{out}: {maps.shape[0]} x {maps.shape[1]} points, {int(maps.mask.sum())} in the mask, "
@@ -85,17 +128,26 @@ def run(args) -> int:
     return 0
 
 
-def _run_many(args, options) -> int:
+def _run_many(args) -> int:
     """One task per input into ``--out-dir`` (in-process or on ``--scheduler``); 1 if any scan failed."""
     import sys
 
     from helpers.cluster import check_scheduler, dask_client
     from helpers.sxdm.batch import plan_outputs, reduce_many
+    from helpers.sxdm.reduce import MAXIPIX_SATURATION
 
     if args.out is not None or args.out_dir is None:
         raise ValueError("several inputs or --scheduler: give --out-dir DIR (not --out)")
+    background, roi = _check_options(args)
     check_scheduler(args.scheduler, args.workers)
-    plan_outputs(args.input, args.out_dir)  # clashing or missing inputs: an error before any work
+    pairs = plan_outputs(args.input, args.out_dir)  # missing or clashing inputs: an error before any work
+    existing = [o for _, o in pairs if Path(o).exists()]
+    if existing and not args.overwrite:
+        raise OSError(f"{', '.join(existing[:5])} exist(s): pass --overwrite, or choose another --out-dir")
+    options = dict(detector=args.detector, roi=roi, method=args.method, mask_threshold=args.mask_threshold,
+                   reference_d=args.reference_d, background=background, min_counts=args.min_counts,
+                   saturation=MAXIPIX_SATURATION if args.saturation is None else args.saturation,
+                   median_size=args.median, memory_limit_mb=args.memory_mb, drift=args.drift)
     with dask_client(args.scheduler, args.workers, args.connect_timeout, quiet=args.quiet) as client:
         outcomes = reduce_many(args.input, args.out_dir, options, client, quiet=args.quiet)
     for o in outcomes:

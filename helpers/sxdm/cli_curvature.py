@@ -4,7 +4,12 @@ Each input is a results file written by ``nmc-workbook sxdm-maps`` (:func:`helpe
 Prints one line per particle (size, total curvature, R ± σ, flags) and, with three or more usable
 particles, the ensemble R from a line fit of total curvature vs size (through the origin and with an
 intercept) with a bootstrap interval. ``--out results.json`` also writes everything, with units,
-parameters and the checksum of every input.
+parameters and the checksum of every input (atomically: a temporary name renamed when complete).
+
+Exit codes: 0 all done (also when fewer than three particles are usable: no ensemble fit is
+attempted, which is said); 2 bad input or options, nothing written; 3 partial success: every
+per-particle radius was measured, printed and written, but an ensemble fit could not be made (its
+reason is printed and stored under ``ensemble.<fit>.error``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import cli_checks as checks
 from helpers.sxdm import curvature as cv
 
 
@@ -50,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "sxdm-curvature")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples over particles")
     parser.add_argument("--confidence", type=float, default=0.68, help="bootstrap interval probability")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def analyse_files(
@@ -123,21 +130,42 @@ def analyse_files(
     if len(used) >= 3:
         out["ensemble"] = {}
         for label, origin in (("through_origin", True), ("with_intercept", False)):
-            fit = cv.ensemble_fit(
-                [p["size_um"] for p in used],
-                [p["total_curvature_deg"] for p in used],
-                through_origin=origin,
-                names=[p["file"] for p in used],
-                n_bootstrap=n_bootstrap,
-                confidence=confidence,
-                rng=np.random.default_rng(seed),
-            )
-            out["ensemble"][label] = vars(fit)
+            try:
+                fit = cv.ensemble_fit(
+                    [p["size_um"] for p in used],
+                    [p["total_curvature_deg"] for p in used],
+                    through_origin=origin,
+                    names=[p["file"] for p in used],
+                    n_bootstrap=n_bootstrap,
+                    confidence=confidence,
+                    rng=np.random.default_rng(seed),
+                )
+            except ValueError as err:  # a failed summary keeps every per-particle result
+                out["ensemble"][label] = {"error": str(err), "n_particles": len(used)}
+            else:
+                out["ensemble"][label] = vars(fit)
     return out
 
 
+def validate(args: argparse.Namespace) -> None:
+    """Options, inputs and ``--out`` checked before any file is analysed."""
+    checks.within("--mask-threshold", args.mask_threshold, 0.0, 1.0, closed=False)
+    checks.positive("--significance", args.significance)
+    checks.within("--max-flagged-fraction", args.max_flagged_fraction, 0.0, 1.0)
+    checks.positive("--tilt-jump", args.tilt_jump)
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap {args.bootstrap}: must be ≥ 0 resamples")
+    checks.within("--confidence", args.confidence, 0.0, 1.0, closed=False)
+    for path in args.maps_files:
+        if not Path(path).is_file():
+            raise OSError(f"maps file {path} does not exist")
+    if args.out is not None:
+        checks.check_out_path(args.out, args.maps_files, overwrite=args.overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the sub-command; returns the exit code."""
+    """Run the sub-command; returns the exit code (0, or 3 when an ensemble fit failed)."""
+    validate(args)
     result = analyse_files(
         args.maps_files,
         mask_threshold=args.mask_threshold,
@@ -158,10 +186,16 @@ def run(args: argparse.Namespace) -> int:
             f"{p['file']:<32} {p['size_um']:8.2f} {p['total_curvature_deg']:9.3f} "
             f"{float(p['radius_um']):10.0f} {float(p['radius_sigma_um']):9.0f}  {note}"
         )
+    failed = []
     if result["ensemble"] is None:
         print("ensemble fit: fewer than 3 usable particles, none made")
     else:
         for label, fit in result["ensemble"].items():
+            if "error" in fit:
+                failed.append(label)
+                name = label.replace("_", " ")
+                print(f"ensemble R ({name}): no ensemble fit could be made: {fit['error']}")
+                continue
             lo, hi = fit["radius_interval_um"]
             print(
                 f"ensemble R ({label.replace('_', ' ')}): "
@@ -170,8 +204,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{fit['n_particles']} particles"
             )
     if args.out is not None:
-        if not args.out.parent.is_dir():
-            raise OSError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
-        args.out.write_text(json.dumps(result, indent=1, default=str))
+        with checks.atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(result, indent=1, default=str))
         print(f"results written to {args.out}")
+    if failed:
+        print(f"partial success (exit {checks.EXIT_PARTIAL}): every per-particle radius above is measured; "
+              f"no ensemble fit could be made ({', '.join(failed)})")
+        return checks.EXIT_PARTIAL
     return 0

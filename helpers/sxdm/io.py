@@ -151,6 +151,7 @@ def write_bliss_sxdm(
     compression: str | None = "gzip",
     title_command: str = "asxdm",
     attrs: dict | None = None,
+    frame_dtype=np.int32,
 ) -> Path:
     """Write an SXDM series in the ID01 BLISS layout (see module docstring); returns the dataset path.
 
@@ -165,6 +166,7 @@ def write_bliss_sxdm(
     pixel_mask : full-detector bool mask (True = bad).
     roi : (row0, row1, col0, col1) of the stored frames in the full detector (None: whole detector).
     attrs : extra attributes (provenance) written on the file root.
+    frame_dtype : dtype of the stored frames; int32 as BLISS stores Maxipix frames at ID01.
     """
     path = Path(path)
     eta = np.asarray(eta_deg, dtype=np.float64)
@@ -257,13 +259,15 @@ def write_bliss_sxdm(
             if external_frames:
                 rel = Path(f"scan{first_scan + k:04d}") / f"{detector}_0000.h5"
                 det_files.append((path.parent / rel, rel))
-                layout = h5py.VirtualLayout(shape=(n_points, ny, nx), dtype=np.uint32)
+                layout = h5py.VirtualLayout(shape=(n_points, ny, nx), dtype=frame_dtype)
                 layout[:] = h5py.VirtualSource(
                     str(rel), "/entry_0000/measurement/data", shape=(n_points, ny, nx)
                 )
                 det.create_virtual_dataset("image", layout, fillvalue=0)
             else:
-                det.create_dataset("image", shape=(n_points, ny, nx), dtype=np.uint32, chunks=chunks, **comp)
+                det.create_dataset(
+                    "image", shape=(n_points, ny, nx), dtype=frame_dtype, chunks=chunks, **comp
+                )
             det["image"].attrs["interpretation"] = "image"
             meas[detector] = h5py.SoftLink(f"/{scan}/instrument/{detector}/image")
 
@@ -275,7 +279,7 @@ def write_bliss_sxdm(
                 handle = h5py.File(full, "w")
                 handles.append(handle)
                 grp = handle.create_group("entry_0000/measurement")
-                grp.create_dataset("data", shape=(n_points, ny, nx), dtype=np.uint32, chunks=chunks, **comp)
+                grp.create_dataset("data", shape=(n_points, ny, nx), dtype=frame_dtype, chunks=chunks, **comp)
                 handle["entry_0000/instrument/" + detector + "/data"] = grp["data"]
             return handles, [h["entry_0000/measurement/data"] for h in handles]
         handle = h5py.File(path, "a")
@@ -569,10 +573,17 @@ def _check_vds_sources(path: Path, dset: h5py.Dataset, where: str):
                 f"{path}: {where} points to detector file {candidate}, which cannot be read ({err}); "
                 "it may be truncated"
             ) from err
-        if shape[0] < dset.shape[0]:
+        # frames this source must supply: the end of its selection (a scan may span several files)
+        space = source.src_space
+        if space.get_select_type() == h5py.h5s.SEL_HYPERSLABS:
+            needed = int(space.get_select_bounds()[1][0]) + 1
+        else:  # the whole source: as many frames as it fills in the virtual dataset
+            start, stop = source.vspace.get_select_bounds()
+            needed = int(stop[0] - start[0]) + 1
+        if shape[0] < needed:
             raise OSError(
                 f"{path}: detector file {candidate} holds {shape[0]} frames but {where} expects "
-                f"{dset.shape[0]}"
+                f"{needed} from it"
             )
 
 

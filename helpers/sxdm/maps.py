@@ -63,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import nexus
 from helpers.provenance import file_sha256
 
 FORMAT_NAME = "nmc-workbook sxdm-maps 1"
@@ -391,6 +392,7 @@ def write_maps(path, maps: SxdmMaps, provenance: dict | None = None) -> Path:
             group.attrs["flag_bits_json"] = json.dumps(FLAG_BITS)
             for key, value in maps.params.items():
                 group.attrs[key] = _attr_value(value)
+            nexus.mark_maps(h5, "maps", signal="strain")  # NXdata view for silx view / h5web
             h5.attrs["complete"] = True
         os.replace(tmp_name, path)
     except BaseException:
