@@ -102,8 +102,8 @@ def test_ct_reconstruct_on_dask_equals_in_process(dask_cluster, ct_sample, tmp_p
         assert b["projections_retrieved"].attrs["done"] == b["projections_retrieved"].shape[0]
         assert b["slice_done"][()].all()
         assert np.abs(a["volume_8bit"][()].astype(int) - b["volume_8bit"][()]).max() <= 1  # 8-bit: ±1 grey
-    assert not (tmp_path / "dask.h5.slabs").exists()  # slab files joined and removed
-    assert not (tmp_path / "dask.h5.phase").exists()
+    # the run is kept in OUT.partial until complete; its slab and projection files are joined and removed
+    assert not list(tmp_path.glob("dask.h5.partial*")) and not list(tmp_path.glob("dask.h5.slabs"))
 
 
 def test_ct_reconstruct_resumes_from_finished_slab_files(dask_cluster, ct_sample, tmp_path):
@@ -190,7 +190,7 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_clearly(ct_sample, tmp_path
         cmd = [sys.executable, "-m", "helpers.cli", "ct-reconstruct", str(ct_sample), "--out", str(out),
                "--slices", "0:24", "--slab", "1", "--quiet", "--scheduler", address]
         run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        slabs = Path(str(out) + ".slabs")
+        slabs = Path(str(out) + ".partial.slabs")  # ct-reconstruct works in OUT.partial until complete
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while time.monotonic() < deadline and run.poll() is None:
             if slabs.exists() and any(p.suffix == ".h5" for p in slabs.iterdir()):
@@ -208,7 +208,8 @@ def test_a_worker_killed_mid_run_is_retried_or_fails_clearly(ct_sample, tmp_path
                 assert b["slice_done"][()].all()
         else:
             assert "slab" in stderr and "failed" in stderr, stderr
-            with h5py.File(out) as b:
+            assert not out.exists()  # nothing that looks complete
+            with h5py.File(Path(str(out) + ".partial")) as b:
                 assert b["slice_done"][()].any() or any(slabs.glob("*.h5"))  # finished work kept
         assert killed_while_running, "the run ended before a worker could be killed; make it longer"
     finally:
