@@ -222,6 +222,8 @@ plt.show()
 
 # %%
 main = [lab for lab, _ in sorted(matches.values(), key=lambda m: -np.sum(labels8 == m[0]))]
+if not matches:  # no truth: the three largest domains
+    main = [st.label for st in sorted(stats8, key=lambda st: -st.n_points)][:3]
 fig, axes = plt.subplots(len(main), 3, figsize=(8, 2.1 * len(main)), layout="constrained")
 for row, lab in zip(axes, main, strict=True):
     plot_ensemble.plot_domain_row(row, maps8, labels8, lab, f"domain {lab}")
