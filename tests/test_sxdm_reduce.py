@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import main as cli_main
+from helpers.sxdm import frames as F
 from helpers.sxdm import io as sxio
 from helpers.sxdm import maps as M
 from helpers.sxdm import reduce as R
@@ -80,9 +81,9 @@ def test_chunking_does_not_change_results(scan):
     a = R.reduce(path, method="com", points_per_chunk=5, progress=False, background=1e-4)
     b = R.reduce(path, method="com", points_per_chunk=64, progress=False, background=1e-4)
     np.testing.assert_array_equal(a.q, b.q)
-    assert R.chunk_size_for(64, 30, 64, 64) >= 1
+    assert F.chunk_size_for(64, 30, 64, 64) >= 1
     with pytest.raises(ValueError, match="memory limit"):
-        R.chunk_size_for(1, 40, 516, 516)
+        F.chunk_size_for(1, 40, 516, 516)
 
 
 def test_crash_leaves_no_complete_file(scan, tmp_path, monkeypatch):
@@ -149,7 +150,7 @@ def test_median_filter_really_filters():
     """A 3 × 3 median removes an isolated hot pixel; silx's 2 × 2 medfilt2d (XSOCS) changes nothing."""
     frame = np.zeros((1, 1, 9, 9), np.float32)
     frame[0, 0, 4, 4] = 1000.0
-    assert R.median_filter_frames(frame, 3).max() == 0.0
+    assert F.median_filter_frames(frame, 3).max() == 0.0
     silx_medfilt = pytest.importorskip("silx.image.medianfilter")
     img = np.random.default_rng(0).poisson(5.0, (16, 16)).astype(np.float32)
     np.testing.assert_array_equal(silx_medfilt.medfilt2d(img, (2, 2)), img)
