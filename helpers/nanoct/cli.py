@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.nanoct import grey, io, phase, recon, rings
+from helpers.provenance import INPUT_SHA256, file_sha256, stored_input_sha256
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-reconstruct") -> None:
@@ -187,7 +188,7 @@ def run(args) -> int:
     if args.slab < 1 or args.batch < 1:
         raise ValueError("--slab and --batch must be ≥ 1")
     params = _params(args, distances, pixel, energy)
-    checksum = io.file_checksum(args.input)
+    checksum = file_sha256(args.input)
     out = Path(args.out)
     if out.resolve() == Path(args.input).resolve():
         raise ValueError("--out must differ from the input file (inputs are never modified)")
@@ -195,7 +196,7 @@ def run(args) -> int:
         out.unlink()
     with h5py.File(out, "a") as f:
         if "params" in f.attrs:
-            if f.attrs["params"] != json.dumps(params) or f.attrs["input_checksum"] != checksum:
+            if f.attrs["params"] != json.dumps(params) or stored_input_sha256(f.attrs) != checksum:
                 raise ValueError(
                     f"{out} was started with other parameters or another input: "
                     "use --overwrite to start again"
@@ -203,7 +204,7 @@ def run(args) -> int:
         else:
             f.attrs["params"] = json.dumps(params)
             f.attrs["input_file"] = Path(args.input).name
-            f.attrs["input_checksum"] = checksum
+            f.attrs[INPUT_SHA256] = checksum
             f.attrs["program"] = "nmc-workbook ct-reconstruct (helpers.nanoct.cli)"
             f.attrs["memory_bound_bytes"] = memory_bound_bytes(
                 n_proj,

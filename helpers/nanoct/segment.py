@@ -396,7 +396,8 @@ def bounding_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice] | None
     return list(stats["bounding_boxes"][1:])
 
 
-def _padded(box, shape, pad):
+def padded_box(box, shape, pad):
+    """Bounding box ``box`` (tuple of slices) grown by ``pad`` voxels per side, clipped to ``shape``."""
     return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, shape, strict=True))
 
 
@@ -540,7 +541,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     for k, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        crop_box = _padded(box, cluster_labels.shape, pad)
+        crop_box = padded_box(box, cluster_labels.shape, pad)
         box_voxels = int(np.prod([s.stop - s.start for s in crop_box]))
         if box_voxels > max_box_voxels:
             n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
@@ -699,7 +700,7 @@ def segment_particles(
                                                  rel_dynamic=rel_dynamic)
     del clusters
     boxes = bounding_boxes(labels)
-    border = np.array([_touches_border(b, labels.shape) for b in boxes], dtype=bool)
+    border = np.array([touches_border(b, labels.shape) for b in boxes], dtype=bool)
     return Segmentation(
         labels=labels, n_particles=len(boxes), n_clusters=n_clusters, n_removed_small=n_removed,
         threshold=float(threshold), phase_fit=fit, boxes=boxes, touches_border=border,
@@ -707,7 +708,8 @@ def segment_particles(
     )
 
 
-def _touches_border(box, shape) -> bool:
+def touches_border(box, shape) -> bool:
+    """Whether bounding box ``box`` (tuple of slices) reaches an edge of a volume of ``shape``."""
     if box is None:
         return False
     return any(s.start == 0 or s.stop == n for s, n in zip(box, shape, strict=True))

@@ -173,7 +173,7 @@ def write_bliss_sxdm(
     n_points = n_slow * n_fast
     mask = np.asarray(pixel_mask, dtype=bool)
     roi = (0, mask.shape[0], 0, mask.shape[1]) if roi is None else tuple(int(v) for v in roi)
-    geo._check_roi(roi, mask.shape)
+    geo.check_roi(roi, mask.shape)
     ny, nx = roi[1] - roi[0], roi[3] - roi[2]
     positions_um = np.asarray(positions_um, dtype=np.float64)
     monitor = np.asarray(monitor, dtype=np.float64)
