@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: h c in keV·m (CODATA 2018).
-HC_KEV_M = 12.398419843320026e-10
+from helpers.instrument import HC_KEV_M  # h·c (keV·m) from scipy.constants
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
