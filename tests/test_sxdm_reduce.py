@@ -138,6 +138,33 @@ def test_bad_inputs(scan, tmp_path):
     assert cli_main(["sxdm-maps", str(path), "--out", str(path)]) == 2
 
 
+def test_options_are_checked_before_any_file_is_read(tmp_path):
+    """ReduceOptions refuses bad values on creation (the input path here does not even exist), is
+    frozen, and a known drift array is stored as (dx, dy) pairs."""
+    for bad, match in (({"method": "fit"}, "method"), ({"reference_d": -1.0}, "reference d"),
+                       ({"median_size": 4}, "odd size"), ({"background": -0.5}, "background"),
+                       ({"drift": "fix"}, "drift"), ({"points_per_chunk": 0}, "points_per_chunk")):
+        with pytest.raises(ValueError, match=match):
+            R.ReduceOptions(**bad)
+        with pytest.raises(ValueError, match=match):  # before the missing file is noticed
+            R.reduce(tmp_path / "missing.h5", progress=False, **bad)
+    opts = R.ReduceOptions(drift=np.full((3, 2), 0.01))
+    assert opts.drift_mode == "given" and opts.given_drift_um.shape == (3, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.method = "com"
+
+
+def test_options_object_is_written_into_the_parameters(scan):
+    """reduce(path, options) uses the options given (here: COM, no hot-pixel search, a fixed
+    background) and writes them into the maps' parameters."""
+    path, _ = scan
+    opts = R.ReduceOptions(method="com", background=1e-4, hot_pixels=False, window_sigma=None, drift="off")
+    maps = R.reduce(path, options=opts, progress=False)
+    assert {k: maps.params[k] for k in opts.as_params()} == opts.as_params()
+    assert maps.params["background_counts_per_px"] == 1e-4 and maps.params["hot_pixels_detected"] == 0
+    assert maps.params["window_sigma"] == "none" and maps.params["drift_mode"] == "off"
+
+
 def test_all_zero_frames_raise(tmp_path_factory):
     """A scan whose every frame is zero (no particle, no background, no hot pixels) raises ValueError."""
     path, _ = _write(tmp_path_factory, "zero", n_fast=3, n_slow=3, counts_per_um=0.0,
