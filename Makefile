@@ -32,7 +32,7 @@ help:
 	@echo "make lab        open JupyterLab in the workbook's environment"
 	@echo "make data       regenerate data_samples/ from their seeds"
 	@echo "make bench      side-by-side benchmarks against the peer tools (long)"
-	@echo "make lint       ruff check"
+	@echo "make lint       ruff check and the import rules (import-linter)"
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c "import sys; sys.exit(sys.version_info < (3, 10))" || \
@@ -48,13 +48,14 @@ env: $(ENV_STAMP)
 reproduce: env
 	$(PY) -m helpers.cli reproduce
 
-test: env
+test: lint
 	$(PY) -m helpers.cli versions
-	$(PY) -m ruff check .
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
+# ruff, then the package's dependency rules ([tool.importlinter] in pyproject.toml)
 lint: env
 	$(PY) -m ruff check .
+	$(PY) -c "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 
 lab: env
 	$(PY) -m jupyter lab notebooks/

@@ -10,8 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-#: Planck constant times speed of light, in keV·Å (CODATA 2018: h c = 12.398419843 keV Å).
-HC_KEV_ANGSTROM = 12.398419843320026
+from scipy.constants import c, e, h
+
+#: Planck constant times speed of light in keV·m (CODATA values of ``scipy.constants``: 12.398 keV·Å);
+#: the one h·c of the workbook (SXDM geometry, phase retrieval and the simulators import it)
+HC_KEV_M = h * c / (e * 1e3)
+#: the same in keV·Å
+HC_KEV_ANGSTROM = HC_KEV_M * 1e10
 
 
 def _f(value, unit: str, source: str):

@@ -39,7 +39,6 @@ def test_truth_table_matches_the_voxels(phantom):
     void_counts = np.bincount(phantom.void_owner.ravel(), minlength=len(truth) + 1)[1:]
     np.testing.assert_allclose(truth.void_fraction, void_counts / (counts + void_counts), rtol=1e-12)
     np.testing.assert_allclose(truth.d_eq_um, (6 * truth.filled_volume_um3 / np.pi) ** (1 / 3), rtol=1e-12)
-    np.testing.assert_allclose(truth.e_zx, truth.e_yx * truth.e_zy, rtol=1e-12)  # WORKBOOK §4 identity
     assert not truth.touches_border.any()
     # each particle is one 6-connected object
     for lab in truth.label[:20]:

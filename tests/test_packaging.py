@@ -61,3 +61,13 @@ def test_environment_yml_installs_the_workbook_with_its_test_extra_and_tomopy():
 
 def test_every_core_package_has_a_lower_bound():
     assert all(bound.startswith(">=") for bound in _pyproject_core().values())
+
+
+def test_import_rules_hold(monkeypatch):
+    """The [tool.importlinter] contracts of pyproject.toml (also run by `make lint`) are kept."""
+    from importlinter.application.use_cases import lint_imports
+    from importlinter.configuration import configure
+
+    configure()
+    monkeypatch.chdir(ROOT)
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_logo=True, cache_dir=None)

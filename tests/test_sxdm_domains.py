@@ -134,7 +134,7 @@ def test_same_partition_as_sklearn_single_linkage():
     labels = dm.segment_domains(
         tilt, d, one, tilt_jump_deg=0.05, d_jump_angstrom=1e-3, min_points=1, remove_bend=False
     )
-    feats = dm._features(tilt, d, one, 0.05, 1e-3)
+    feats = dm.domain_features(tilt, d, one, 0.05, 1e-3)
     ref = AgglomerativeClustering(
         n_clusters=None, distance_threshold=1.0, linkage="single", connectivity=dm.neighbour_graph(one)
     ).fit_predict(feats)

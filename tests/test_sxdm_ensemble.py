@@ -1,5 +1,12 @@
 """The 8-particle SXDM ensemble (helpers.synthetic.sxdm_ensemble): design targets, recovered curvature
-and domains against the forward model's truth."""
+and domains against the forward model's truth.
+
+The maps come from simulated detector frames (Poisson counts, beam footprint, drift between eta maps)
+reduced by helpers.sxdm.reduce at the notebooks' 0.2 µm step, so the reducer's errors are under test.
+Tolerances: the spread over the ensemble seeds 2026, 1 and 2 (each measured maximum stated beside its
+assert), because at 0.2 µm steps with a 140 nm beam the footprint-weighted centre of mass biases rim
+points by more than the counting noise (up to 12 σ on R, 40 σ on a crystallite's mean tilt).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,8 @@ import pytest
 
 from helpers.sxdm import curvature as cv
 from helpers.sxdm import domains as dm
-
-se = pytest.importorskip("helpers.synthetic.sxdm_ensemble")
-pytest.importorskip("helpers.synthetic.sxdm_scan")
+from helpers.sxdm.maps import tilt_components_deg
+from helpers.synthetic import sxdm_ensemble as se
 
 FIT_NUMBERS = (1, 2, 3, 5, 6, 7, 8)  # the paper's fit (particle 4 omitted)
 
@@ -30,7 +36,7 @@ def test_design_reproduces_paper_numbers():
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
-    return se.ensemble_maps(cache=tmp_path_factory.mktemp("ens"))
+    return se.ensemble_maps(method="frames", scan_step_um=0.2, cache=tmp_path_factory.mktemp("ens"))
 
 
 def truth_field_radius(entry, mask):
@@ -54,22 +60,26 @@ def test_particle_four_is_excluded_by_its_flags_only(ensemble):
 @pytest.mark.parametrize("number", FIT_NUMBERS)
 def test_recovered_radius_against_truth(ensemble, number):
     """R from the reduced maps (main orientation domain) agrees with the R of the exact truth tilt field
-    on the same points within 4σ (σ: least squares or block bootstrap, whichever is larger), and with
-    the designed bending radius within 6 %: the truth field also holds the smooth random mosaicity
-    (rms 0.003°–0.01°, correlation 0.4 µm), whose long-wavelength part adds a few % to the apparent bend."""
+    on the same points within 3 % (measured ≤ 1.8 % over 3 seeds × 7 particles, spread 0.85 % rms: the
+    footprint-weighted COM bias at the rim), and with the designed bending radius within 6 % (measured
+    ≤ 5.0 %): the truth field also holds the smooth random mosaicity (rms 0.003°–0.01°, correlation
+    0.4 µm), whose long-wavelength part adds a few % to the apparent bend."""
     entry = ensemble[number]
     mask = main_domain(entry["maps"])
     res = cv.particle_curvature(entry["maps"].tilt_xy_deg, mask, entry["maps"].x_um, entry["maps"].y_um)
     assert res.flags == []
     exact = truth_field_radius(entry, mask)
-    assert abs(res.radius_um - exact.radius_um) < 4 * res.radius_sigma_um + 1e-3 * exact.radius_um
+    assert res.radius_um == pytest.approx(exact.radius_um, rel=0.03)
     assert res.radius_um == pytest.approx(entry["spec"].radius_um, rel=0.06)
 
 
 def test_particle_eight_domains_against_truth(ensemble):
     """Every true domain of #8 (two halves and the neighbouring crystallites, truth restricted to the
-    mask) is recovered with IoU ≥ 0.8; the mean d and tilt of the recovered domain differ from the
-    exact truth means over the same points by no more than 4 standard errors of the counting noise."""
+    mask) is recovered; the mean d and tilt of each recovered domain match the exact truth means over
+    the same points. Halves (60–85 points): IoU ≥ 0.9 (measured ≥ 0.97 over 3 seeds), d within 2e-5
+    relative (measured ≤ 8e-6), tilt within 0.01° (measured ≤ 0.005°). Crystallites (5–13 points, most
+    at the rim, where the beam also lights the neighbour): IoU ≥ 0.75 (measured ≥ 0.8: one point of
+    ten is 0.1), d within 1e-4 (measured ≤ 4.4e-5), tilt within 0.06° (measured ≤ 0.037°)."""
     entry = ensemble[8]
     maps = entry["maps"]
     truth = np.where(maps.mask, entry["truth"]["domains"], 0)
@@ -77,31 +87,25 @@ def test_particle_eight_domains_against_truth(ensemble):
         maps.tilt_xy_deg, maps.d_spacing, maps.mask, tilt_jump_deg=0.08, d_jump_angstrom=1.5e-3
     )
     matches = dm.match_domains(labels, truth)
-    assert len(matches) >= 4
+    assert {1, 2} <= set(matches) and len(matches) >= 4
     stats = {
         s.label: s
         for s in dm.domain_stats(
             labels, maps.tilt_xy_deg, maps.d_spacing, maps.intensity, maps.x_um, maps.y_um
         )
     }
-    from helpers.sxdm.maps import tilt_components_deg
-
     true_d = entry["truth"]["mean_d_A"]
     true_tilt = tilt_components_deg(entry["truth"]["mean_q"], maps.peak_frame)
-    q_len = np.linalg.norm(maps.reference_q)
     for t, (lab, iou) in matches.items():
-        assert iou >= 0.8, (t, iou)
+        half = t in (1, 2)
         sel = labels == lab
         st = stats[lab]
-        n = sel.sum()
-        # noise-only difference (same points, measured vs exact): σ_q per point from the counting error
-        sigma_xyz = np.sqrt(np.mean((maps.q_uncertainty[sel] @ np.abs(maps.peak_frame.T)) ** 2, axis=0))
-        sem_d = sigma_xyz[2] / q_len * maps.reference_d / np.sqrt(n)
-        assert abs(st.mean_d_angstrom - true_d[sel].mean()) <= 4 * sem_d
+        assert iou >= (0.9 if half else 0.75), (t, iou)
+        d_true = true_d[sel].mean()
+        assert abs(st.mean_d_angstrom - d_true) / d_true <= (2e-5 if half else 1e-4), t
         for k in range(2):
-            sem_t = np.degrees(sigma_xyz[k] / q_len) / np.sqrt(n)
-            assert abs(st.mean_tilt_deg[k] - true_tilt[sel, k].mean()) <= 4 * sem_t
-    # the two halves differ by the designed d offset, 6e-4 relative
+            assert abs(st.mean_tilt_deg[k] - true_tilt[sel, k].mean()) <= (0.01 if half else 0.06), (t, k)
+    # the two halves differ by the designed d offset, 6e-4 relative (measured 5.92–5.97e-4)
     one, two = stats[matches[1][0]], stats[matches[2][0]]
     assert (two.mean_d_angstrom - one.mean_d_angstrom) / one.mean_d_angstrom == pytest.approx(6e-4, rel=0.1)
 
@@ -130,7 +134,6 @@ def test_frame_level_reduction_agrees_with_truth_maps(tmp_path):
     """Particle 7 simulated as detector frames (coarse 0.2 µm step to stay fast) and reduced by
     helpers.sxdm.reduce: its R agrees with the truth-map path and the design within 4 % (the 40-point
     map and the footprint-weighted COM bias at the rim set that scale), its size within one step."""
-    pytest.importorskip("helpers.sxdm.reduce")
     frames = se.ensemble_maps([7], method="frames", cache=tmp_path, scan_step_um=0.2)[7]
     truth = se.ensemble_maps([7], method="truth", cache=tmp_path, scan_step_um=0.2)[7]
     a_frames = cv.analyse_particle(frames["maps"], "#7 frames")

@@ -118,9 +118,10 @@ def test_bad_geometry_input_raises_clear_errors(kwargs, match):
         geo.pixel_q_vectors(**args)
 
 
-def test_energy_wavelength_round_trip():
-    assert geo.energy_from_wavelength_kev(1.24e-10) == pytest.approx(9.999, abs=5e-4)
-    assert geo.wavelength_from_energy_m(geo.energy_from_wavelength_kev(1.3e-10)) == pytest.approx(1.3e-10)
+def test_energy_and_wavelength_of_copper_k_alpha1():
+    """Cu Kα1: λ = 1.5405929 Å at E = 8.047823 keV (NIST X-ray transition energies), both ways."""
+    assert geo.energy_from_wavelength_kev(1.5405929e-10) == pytest.approx(8.047823, abs=2e-6)
+    assert geo.wavelength_from_energy_m(8.047823) == pytest.approx(1.5405929e-10, rel=3e-7)
 
 
 def test_fractional_coordinates_reproduce_integer_pixels():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import main as cli_main
+from helpers.sxdm import frames as F
 from helpers.sxdm import io as sxio
 from helpers.sxdm import maps as M
 from helpers.sxdm import reduce as R
@@ -80,9 +81,9 @@ def test_chunking_does_not_change_results(scan):
     a = R.reduce(path, method="com", points_per_chunk=5, progress=False, background=1e-4)
     b = R.reduce(path, method="com", points_per_chunk=64, progress=False, background=1e-4)
     np.testing.assert_array_equal(a.q, b.q)
-    assert R.chunk_size_for(64, 30, 64, 64) >= 1
+    assert F.chunk_size_for(64, 30, 64, 64) >= 1
     with pytest.raises(ValueError, match="memory limit"):
-        R.chunk_size_for(1, 40, 516, 516)
+        F.chunk_size_for(1, 40, 516, 516)
 
 
 def test_crash_leaves_no_complete_file(scan, tmp_path, monkeypatch):
@@ -137,6 +138,33 @@ def test_bad_inputs(scan, tmp_path):
     assert cli_main(["sxdm-maps", str(path), "--out", str(path)]) == 2
 
 
+def test_options_are_checked_before_any_file_is_read(tmp_path):
+    """ReduceOptions refuses bad values on creation (the input path here does not even exist), is
+    frozen, and a known drift array is stored as (dx, dy) pairs."""
+    for bad, match in (({"method": "fit"}, "method"), ({"reference_d": -1.0}, "reference d"),
+                       ({"median_size": 4}, "odd size"), ({"background": -0.5}, "background"),
+                       ({"drift": "fix"}, "drift"), ({"points_per_chunk": 0}, "points_per_chunk")):
+        with pytest.raises(ValueError, match=match):
+            R.ReduceOptions(**bad)
+        with pytest.raises(ValueError, match=match):  # before the missing file is noticed
+            R.reduce(tmp_path / "missing.h5", progress=False, **bad)
+    opts = R.ReduceOptions(drift=np.full((3, 2), 0.01))
+    assert opts.drift_mode == "given" and opts.given_drift_um.shape == (3, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.method = "com"
+
+
+def test_options_object_is_written_into_the_parameters(scan):
+    """reduce(path, options) uses the options given (here: COM, no hot-pixel search, a fixed
+    background) and writes them into the maps' parameters."""
+    path, _ = scan
+    opts = R.ReduceOptions(method="com", background=1e-4, hot_pixels=False, window_sigma=None, drift="off")
+    maps = R.reduce(path, options=opts, progress=False)
+    assert {k: maps.params[k] for k in opts.as_params()} == opts.as_params()
+    assert maps.params["background_counts_per_px"] == 1e-4 and maps.params["hot_pixels_detected"] == 0
+    assert maps.params["window_sigma"] == "none" and maps.params["drift_mode"] == "off"
+
+
 def test_all_zero_frames_raise(tmp_path_factory):
     """A scan whose every frame is zero (no particle, no background, no hot pixels) raises ValueError."""
     path, _ = _write(tmp_path_factory, "zero", n_fast=3, n_slow=3, counts_per_um=0.0,
@@ -149,7 +177,7 @@ def test_median_filter_really_filters():
     """A 3 × 3 median removes an isolated hot pixel; silx's 2 × 2 medfilt2d (XSOCS) changes nothing."""
     frame = np.zeros((1, 1, 9, 9), np.float32)
     frame[0, 0, 4, 4] = 1000.0
-    assert R.median_filter_frames(frame, 3).max() == 0.0
+    assert F.median_filter_frames(frame, 3).max() == 0.0
     silx_medfilt = pytest.importorskip("silx.image.medianfilter")
     img = np.random.default_rng(0).poisson(5.0, (16, 16)).astype(np.float32)
     np.testing.assert_array_equal(silx_medfilt.medfilt2d(img, (2, 2)), img)

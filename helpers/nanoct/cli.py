@@ -29,6 +29,7 @@ import numpy as np
 from helpers import cli_checks as checks
 from helpers import nexus
 from helpers.nanoct import grey, io, phase, recon, rings
+from helpers.provenance import INPUT_SHA256, file_sha256, stored_input_sha256
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-reconstruct") -> None:
@@ -315,7 +316,7 @@ def _own_state(path: Path, params: dict, checksum: str) -> str:
         with h5py.File(path, "r") as f:
             if f.attrs.get("program") != PROGRAM:
                 return "foreign"
-            same = f.attrs.get("params") == json.dumps(params) and f.attrs.get("input_checksum") == checksum
+            same = f.attrs.get("params") == json.dumps(params) and stored_input_sha256(f.attrs) == checksum
             return "same" if same else "other"
     except OSError:
         return "foreign"
@@ -373,7 +374,7 @@ def run(args) -> int:
     n_proj, n_rows, n_cols = scans[0].shape
     row0, row1 = _parse_slices(args.slices, n_rows)
     params = _params(args, distances, pixel, energy)
-    checksum = io.file_checksum(args.input)
+    checksum = file_sha256(args.input)
     out, partial, complete = _prepare_output(args, params, checksum)
     if complete:
         if not args.quiet:
@@ -411,7 +412,7 @@ def _create_layout(f, args, scans, params, checksum, pixel, energy, distances, r
     row0, row1 = rows
     f.attrs["params"] = json.dumps(params)
     f.attrs["input_file"] = Path(args.input).name
-    f.attrs["input_checksum"] = checksum
+    f.attrs[INPUT_SHA256] = checksum
     f.attrs["program"] = PROGRAM
     f.attrs["complete"] = False
     f.attrs["memory_bound_bytes"] = memory_bound_bytes(

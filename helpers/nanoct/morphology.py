@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import ndimage
 
 from helpers.nanoct.roundness import SURFACE_SIGMA_VOX, smoothed_surface, wadell_roundness
-from helpers.nanoct.segment import _touches_border
+from helpers.nanoct.segment import touches_border
 
 __all__ = ["COLUMNS", "MIN_D_EQ_VOX", "circumscribed_radius", "inertia_semi_axes", "inscribed_radius",
            "measure_particle", "particle_table", "weighted_median"]
@@ -159,7 +159,8 @@ def circumscribed_radius(points) -> tuple[np.ndarray, float]:
     return np.asarray(centre), float(np.sqrt(radius2))
 
 
-def _binary_mesh_vertices(padded_mask):
+def binary_mesh_vertices(padded_mask):
+    """Vertices (voxel units) of the 0.5 iso-surface of a zero-padded binary mask (marching cubes)."""
     from skimage.measure import marching_cubes
 
     return marching_cubes(padded_mask.astype(np.float32), level=0.5)[0]
@@ -201,7 +202,7 @@ def measure_particle(mask, voxel_size_um: float = 1.0, *, min_d_eq_vox: float = 
         "n_voxels": n_voxels,
     }
     padded = np.pad(mask, PAD_VOX)
-    row["r_cir_um"] = circumscribed_radius(_binary_mesh_vertices(padded))[1] * vs
+    row["r_cir_um"] = circumscribed_radius(binary_mesh_vertices(padded))[1] * vs
     try:
         surface = smoothed_surface(mask, sigma_vox, PAD_VOX)
     except ValueError:  # vanishes after smoothing: a few voxels only, no surface to speak of
@@ -284,7 +285,7 @@ def particle_table(labels, voxel_size_um: float, *, min_d_eq_vox: float = MIN_D_
 def _table_row(lab, sl, crop, shape, voxel, options) -> dict:
     row = {"label": lab}
     row.update(measure_particle(crop, voxel, **options))
-    row["touches_border"] = _touches_border(sl, shape)
+    row["touches_border"] = touches_border(sl, shape)
     centroid = np.argwhere(crop).mean(axis=0) + [s.start for s in sl]
     row["centroid_z_um"], row["centroid_y_um"], row["centroid_x_um"] = centroid * voxel
     return row

@@ -152,7 +152,7 @@ def plot_s7_schematic(axes, half_size_vox: float = 20.0):
     """
     from matplotlib.patches import Circle
 
-    from helpers.nanoct.morphology import _binary_mesh_vertices, circumscribed_radius, inertia_semi_axes
+    from helpers.nanoct.morphology import binary_mesh_vertices, circumscribed_radius, inertia_semi_axes
 
     h = half_size_vox
     ax_a, ax_b, ax_c = axes
@@ -179,7 +179,7 @@ def plot_s7_schematic(axes, half_size_vox: float = 20.0):
     distance = edt.edt(np.pad(body, 1).astype(np.uint8))[1:-1, 1:-1, 1:-1]
     inner = np.unravel_index(np.argmax(distance), distance.shape)
     r_ins = inscribed_radius(body)
-    outer, r_cir = circumscribed_radius(_binary_mesh_vertices(np.pad(body, 4)) - 4)
+    outer, r_cir = circumscribed_radius(binary_mesh_vertices(np.pad(body, 4)) - 4)
     ax_b.imshow(_slice_through(body, outer), cmap="Greys", alpha=0.4, origin="lower")
     ax_b.add_patch(Circle((inner[2], inner[1]), r_ins, fill=False, color="C0", lw=2))
     ax_b.add_patch(Circle((outer[2], outer[1]), r_cir, fill=False, color="C3", lw=2))

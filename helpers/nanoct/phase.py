@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-HC_KEV_M = 12.398419843320026e-10
+from helpers.instrument import HC_KEV_M  # h·c (keV·m) from scipy.constants
 
 
 def wavelength_m(energy_kev: float) -> float:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet  # the two union-finds (saddle merging, tile stitching)
 
 PHASE_NAMES = ("air", "glue", "NMC")
 
@@ -396,7 +397,8 @@ def bounding_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice] | None
     return list(stats["bounding_boxes"][1:])
 
 
-def _padded(box, shape, pad):
+def padded_box(box, shape, pad):
+    """Bounding box ``box`` (tuple of slices) grown by ``pad`` voxels per side, clipped to ``shape``."""
     return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, shape, strict=True))
 
 
@@ -468,24 +470,18 @@ def merge_by_relative_dynamic(labels: np.ndarray, dist: np.ndarray, rel_dynamic:
     codes, saddles = codes[order], saddles[order]
     pair, start = np.unique(codes, return_index=True)
     saddle = np.maximum.reduceat(saddles, start)
-    parent = np.arange(n + 1)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    groups = DisjointSet(range(n + 1))
+    top = np.arange(n + 1)  # top[root]: the group's highest-peak region, which names the group
     for code, value in sorted(zip(pair.tolist(), saddle.tolist(), strict=True), key=lambda cv: -cv[1]):
         x, y = divmod(code, n + 1)
-        rx, ry = find(x), find(y)
-        if rx == ry:
+        if groups.connected(x, y):
             continue
+        rx, ry = top[groups[x]], top[groups[y]]
         low = min(peak[rx], peak[ry])  # peaks of the merged groups: a group's peak is its maximum
         if low - value < rel_dynamic * low:
-            keep, gone = (rx, ry) if peak[rx] >= peak[ry] else (ry, rx)
-            parent[gone] = keep
-    roots = np.array([find(i) for i in range(n + 1)])
+            groups.merge(x, y)
+            top[groups[x]] = rx if peak[rx] >= peak[ry] else ry
+    roots = np.array([top[groups[i]] for i in range(n + 1)])
     _, compact = np.unique(roots, return_inverse=True)  # root 0 (background) stays 0
     return compact.astype(np.int32)[labels]
 
@@ -540,7 +536,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     for k, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        crop_box = _padded(box, cluster_labels.shape, pad)
+        crop_box = padded_box(box, cluster_labels.shape, pad)
         box_voxels = int(np.prod([s.stop - s.start for s in crop_box]))
         if box_voxels > max_box_voxels:
             n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
@@ -573,14 +569,7 @@ def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dy
     """
     starts = [s.start for s in box]
     stops = [s.stop for s in box]
-    parent: list[int] = []  # union-find over provisional ids first_id + i
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    parts_of = DisjointSet()  # provisional ids first_id + i that are one particle across tile faces
     next_id = first_id
     work = 0
     limit = np.iinfo(labels.dtype).max
@@ -604,7 +593,8 @@ def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dy
                     raise ValueError(f"provisional labels overflow {labels.dtype}; pass out= as uint32")
                 lut = np.zeros(int(parts.max()) + 1, np.int64)
                 lut[ids] = np.arange(next_id, next_id + ids.size)
-                parent.extend(range(len(parent), len(parent) + ids.size))
+                for i in range(next_id - first_id, next_id - first_id + ids.size):
+                    parts_of.add(i)
                 # stitch: halo voxels of this tile already written by earlier cores of this cluster
                 existing = np.asarray(labels[ext])
                 in_halo = np.ones(parts.shape, bool)
@@ -623,22 +613,23 @@ def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dy
                             best_a[b] = (a, c)
                     for a, (b, _) in best_b.items():
                         if best_a[b][0] == a:
-                            ra, rb = find(a - first_id), find(b - first_id)
-                            if ra != rb:
-                                parent[max(ra, rb)] = min(ra, rb)
+                            parts_of.merge(int(a) - first_id, int(b) - first_id)
                 target = labels[core]
                 inside = core_parts > 0
                 target[inside] = lut[core_parts[inside]].astype(labels.dtype)
                 next_id += ids.size
-    roots = np.array([find(i) for i in range(len(parent))], dtype=np.int64)
+    n_ids = next_id - first_id
+    roots = np.zeros(n_ids, np.int64)  # each provisional id → the smallest id of its particle
+    for members in parts_of.subsets():
+        roots[list(members)] = min(members)
     _, compact = np.unique(roots, return_inverse=True)
-    final = np.zeros(len(parent) + first_id, np.int64)
+    final = np.zeros(n_ids + first_id, np.int64)
     final[first_id:] = compact + first_id
     for z in range(starts[0], stops[0], 16):
         block = labels[z : min(z + 16, stops[0]), box[1], box[2]]
         mine = block >= first_id
         block[mine] = final[block[mine]].astype(labels.dtype)
-    return int(compact.max()) + 1 if len(parent) else 0, work
+    return int(compact.max()) + 1 if n_ids else 0, work
 
 
 def segment_particles(
@@ -699,7 +690,7 @@ def segment_particles(
                                                  rel_dynamic=rel_dynamic)
     del clusters
     boxes = bounding_boxes(labels)
-    border = np.array([_touches_border(b, labels.shape) for b in boxes], dtype=bool)
+    border = np.array([touches_border(b, labels.shape) for b in boxes], dtype=bool)
     return Segmentation(
         labels=labels, n_particles=len(boxes), n_clusters=n_clusters, n_removed_small=n_removed,
         threshold=float(threshold), phase_fit=fit, boxes=boxes, touches_border=border,
@@ -707,7 +698,8 @@ def segment_particles(
     )
 
 
-def _touches_border(box, shape) -> bool:
+def touches_border(box, shape) -> bool:
+    """Whether bounding box ``box`` (tuple of slices) reaches an edge of a volume of ``shape``."""
     if box is None:
         return False
     return any(s.start == 0 or s.stop == n for s, n in zip(box, shape, strict=True))
@@ -810,26 +802,26 @@ class MatchReport:
 
 
 def _contingency(predicted, reference, slab: int = 32):
-    """Overlap counts of every (reference, predicted) label pair, accumulated over ``z``-slabs."""
+    """Overlap counts of every (reference, predicted) label pair, both labels > 0, sorted by pair:
+    ``skimage.metrics.contingency_table`` of each ``z``-slab, summed (memory stays per slab)."""
+    from scipy import sparse
+    from skimage.metrics import contingency_table
+
     if predicted.shape != reference.shape:
         raise ValueError(f"predicted labels {predicted.shape} and reference labels {reference.shape} differ")
-    n_p = int(np.max(predicted)) + 1
-    n_r = int(np.max(reference)) + 1
-    size_p = np.zeros(n_p, np.int64)
-    size_r = np.zeros(n_r, np.int64)
-    codes, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    shape = (int(np.max(reference)) + 1, int(np.max(predicted)) + 1)
+    table = sparse.csr_array(shape, dtype=np.float64)
     for z0 in range(0, predicted.shape[0], slab):
-        p = np.asarray(predicted[z0 : z0 + slab]).ravel().astype(np.int64)
-        r = np.asarray(reference[z0 : z0 + slab]).ravel().astype(np.int64)
-        size_p += np.bincount(p, minlength=n_p)
-        size_r += np.bincount(r, minlength=n_r)
-        both = (p > 0) & (r > 0)
-        c, k = np.unique(r[both] * n_p + p[both], return_counts=True)
-        codes.append(c)
-        counts.append(k)
-    pairs, inverse = np.unique(np.concatenate(codes), return_inverse=True)
-    inter = np.bincount(inverse, weights=np.concatenate(counts), minlength=pairs.size).astype(np.int64)
-    return pairs // n_p, pairs % n_p, inter, size_p, size_r
+        part = contingency_table(np.asarray(reference[z0 : z0 + slab]).astype(np.int64),
+                                 np.asarray(predicted[z0 : z0 + slab]).astype(np.int64), sparse_type="array")
+        part.resize(shape)
+        table = table + part
+    size_r = np.rint(table.sum(axis=1)).astype(np.int64)
+    size_p = np.rint(table.sum(axis=0)).astype(np.int64)
+    both = table[1:, 1:].tocoo()
+    pr, pp = both.row.astype(np.int64) + 1, both.col.astype(np.int64) + 1
+    order = np.lexsort((pp, pr))
+    return pr[order], pp[order], np.rint(both.data[order]).astype(np.int64), size_p, size_r
 
 
 def best_partners(predicted: np.ndarray, reference: np.ndarray):

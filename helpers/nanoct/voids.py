@@ -197,7 +197,7 @@ def analyse_voids(
     """
     import pandas as pd
 
-    from helpers.nanoct.segment import _padded, _touches_border, bounding_boxes, solidity
+    from helpers.nanoct.segment import bounding_boxes, padded_box, solidity, touches_border
     from helpers.nanoct.volume_io import validate_volume
 
     validate_volume(volume, "volume")
@@ -212,10 +212,10 @@ def analyse_voids(
     for lab, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        crop_box = _padded(box, labels.shape, 1)
+        crop_box = padded_box(box, labels.shape, 1)
         region = labels[crop_box] == lab
         solid = region & (np.asarray(volume[crop_box]) > threshold)
-        border = _touches_border(box, labels.shape)
+        border = touches_border(box, labels.shape)
         if not solid.any():  # a label with no voxel above threshold: all "void"; report, don't crash
             rows.append(dict(label=lab, filled_voxels=int(region.sum()), void_fraction=1.0, n_voids=0,
                              touches_border=border))
@@ -255,7 +255,7 @@ def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshol
     """
     from scipy import ndimage as ndi
 
-    from helpers.nanoct.segment import _padded, bounding_boxes
+    from helpers.nanoct.segment import bounding_boxes, padded_box
 
     boxes = bounding_boxes(labels)
     if not 1 <= label <= len(boxes) or boxes[label - 1] is None:
@@ -263,7 +263,7 @@ def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshol
     box = boxes[label - 1]
     pad = 4
     while True:
-        crop_box = _padded(box, labels.shape, pad)
+        crop_box = padded_box(box, labels.shape, pad)
         lab_crop = labels[crop_box]
         grey = np.asarray(volume[crop_box])
         particle = lab_crop == label

@@ -142,6 +142,8 @@ def _best_step_rss(profile: np.ndarray) -> float:
 def _block_bootstrap_sigma(use, design, values, step_um, block_um, n_resamples, rng) -> float:
     """Standard deviation of the slope (column 1 of ``design``) over resamples of square spatial tiles.
 
+    Hand-written: ``scipy.stats.bootstrap`` resamples single observations, not blocks of correlated ones.
+
     Returns 0 when there are fewer than 8 tiles (too few for a meaningful bootstrap: the
     least-squares error is then used alone).
     """
@@ -366,6 +368,17 @@ def _line_fit(size_um: np.ndarray, total_deg: np.ndarray, through_origin: bool):
     return float(coef[1]), float(np.sqrt(cov[1, 1])), float(coef[0]), float(np.sqrt(cov[0, 0]))
 
 
+def _slope_deg_per_um(size_um, total_deg, through_origin: bool, axis: int = -1):
+    """Least-squares slope along ``axis`` (vectorised over resamples; NaN where all sizes are equal
+    and the fit has an intercept); the same slope as :func:`_line_fit`."""
+    if through_origin:
+        return np.sum(size_um * total_deg, axis=axis) / np.sum(size_um**2, axis=axis)
+    dx = size_um - np.mean(size_um, axis=axis, keepdims=True)
+    dy = total_deg - np.mean(total_deg, axis=axis, keepdims=True)
+    sxx = np.sum(dx**2, axis=axis)
+    return np.where(sxx > 0, np.sum(dx * dy, axis=axis) / np.where(sxx > 0, sxx, 1.0), np.nan)
+
+
 def ensemble_fit(
     size_um,
     total_curvature_deg,
@@ -422,13 +435,18 @@ def ensemble_fit(
     radius = 1.0 / slope_rad
     radius_sigma = np.deg2rad(slope_sigma) / slope_rad**2
 
-    slopes = []
-    for _ in range(n_bootstrap):
-        pick = rng.integers(0, size.size, size.size)
-        if not through_origin and np.ptp(size[pick]) == 0:
-            continue  # a fit with intercept is undefined for one distinct size
-        slopes.append(_line_fit(size[pick], total[pick], through_origin)[0])
-    slopes = np.deg2rad(np.asarray(slopes))
+    # percentile bootstrap over particles (scipy.stats.bootstrap, pairs (L, Δφ) resampled together)
+    import warnings
+
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # NaN slopes are dropped below
+        boot = bootstrap((size, total), lambda x, y, axis=-1: _slope_deg_per_um(x, y, through_origin, axis),
+                         paired=True, vectorized=True, n_resamples=n_bootstrap, confidence_level=confidence,
+                         method="percentile", random_state=rng)
+    slopes = np.deg2rad(boot.bootstrap_distribution)
+    slopes = slopes[np.isfinite(slopes)]  # a fit with intercept is undefined for one distinct size
     # R = 1/slope decreases monotonically with the slope: take quantiles of the slope (a resample
     # with slope ≤ 0 has R = ∞ and then sets the upper end of the interval to ∞)
     alpha = (1.0 - confidence) / 2.0

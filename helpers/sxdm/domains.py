@@ -59,7 +59,9 @@ def neighbour_graph(mask: np.ndarray) -> sparse.coo_matrix:
     return grid_to_graph(mask.shape[0], mask.shape[1], mask=mask)
 
 
-def _features(tilt_vector, d_spacing, mask, tilt_jump_deg, d_jump_angstrom):
+def domain_features(tilt_vector, d_spacing, mask, tilt_jump_deg, d_jump_angstrom):
+    """Per masked point: tilt components / ``tilt_jump_deg`` and (d − median d) / ``d_jump_angstrom``,
+    (n, 2 or 3); neighbours farther apart than 1 in this space lie across a domain boundary."""
     tilt = np.asarray(tilt_vector, float)[mask]
     feats = [tilt[:, 0] / tilt_jump_deg, tilt[:, 1] / tilt_jump_deg]
     if d_spacing is not None:
@@ -143,7 +145,7 @@ def segment_domains(
     tilt_vector, use = _check_inputs(tilt_vector, d_spacing, mask, tilt_jump_deg, d_jump_angstrom)
     if remove_bend:
         tilt_vector = tilt_vector - bend_gradient(tilt_vector, use)
-    feats = _features(tilt_vector, d_spacing, use, tilt_jump_deg, d_jump_angstrom)
+    feats = domain_features(tilt_vector, d_spacing, use, tilt_jump_deg, d_jump_angstrom)
     graph = neighbour_graph(use).tocoo()
     off = graph.row != graph.col
     rows, cols = graph.row[off], graph.col[off]

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: h c in keV·m (CODATA 2018).
-HC_KEV_M = 12.398419843320026e-10
+from helpers.instrument import HC_KEV_M  # h·c (keV·m) from scipy.constants
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -88,7 +87,8 @@ def _as_per_eta(values, n_eta: int, name: str) -> np.ndarray:
     return arr
 
 
-def _check_roi(roi, detector_shape) -> tuple[int, int, int, int]:
+def check_roi(roi, detector_shape) -> tuple[int, int, int, int]:
+    """``roi`` (row0, row1, col0, col1) as ints inside ``detector_shape`` (``None`` = whole detector)."""
     n_rows, n_cols = (int(n) for n in detector_shape)
     if roi is None:
         return 0, n_rows, 0, n_cols
@@ -151,7 +151,7 @@ def pixel_q_vectors(
     pix = np.broadcast_to(np.asarray(pixel_size_m, dtype=np.float64), (2,))
     if np.any(pix <= 0):
         raise ValueError(f"pixel_size_m {pixel_size_m} must be positive")
-    r0, r1, c0, c1 = _check_roi(roi, detector_shape)
+    r0, r1, c0, c1 = check_roi(roi, detector_shape)
     row_center, col_center = (float(v) for v in beam_center_px)
 
     k = 2.0 * np.pi / (wavelength_m * 1e10)

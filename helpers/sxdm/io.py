@@ -175,7 +175,7 @@ def write_bliss_sxdm(
     n_points = n_slow * n_fast
     mask = np.asarray(pixel_mask, dtype=bool)
     roi = (0, mask.shape[0], 0, mask.shape[1]) if roi is None else tuple(int(v) for v in roi)
-    geo._check_roi(roi, mask.shape)
+    geo.check_roi(roi, mask.shape)
     ny, nx = roi[1] - roi[0], roi[3] - roi[2]
     positions_um = np.asarray(positions_um, dtype=np.float64)
     monitor = np.asarray(monitor, dtype=np.float64)
@@ -308,7 +308,8 @@ def write_bliss_sxdm(
 # --------------------------------------------------------------------------------------------- reader
 
 
-def _open(path: Path) -> h5py.File:
+def open_hdf5(path: Path) -> h5py.File:
+    """An SXDM file opened read-only, with the compression filters of real detector files registered."""
     try:  # real Lima detector files are bitshuffle/LZ4-compressed: register the filters if available
         import hdf5plugin  # noqa: F401
     except ImportError:
@@ -344,7 +345,7 @@ def list_sxdm_scans(path) -> list[dict]:
     """Entries of a BLISS dataset or XSOCS master file, with title, SXDM flag, eta and frame count."""
     path = Path(path)
     rows = []
-    with _open(path) as h5:
+    with open_hdf5(path) as h5:
         for name in sorted(h5, key=_entry_number):
             try:
                 entry = h5[name]
@@ -488,7 +489,7 @@ class SxdmSeries:
         ny, nx = self.frame_shape
         out = np.empty((stop - start, self.n_eta, ny, nx), dtype=np.float32)
         own = h5 is None
-        h5 = _open(self.path) if own else h5
+        h5 = open_hdf5(self.path) if own else h5
         try:
             for k, frame_path in enumerate(self.frame_paths):
                 try:
@@ -508,7 +509,7 @@ class SxdmSeries:
         """Yield (point_slice, frames float32 (n_chunk, n_eta, ny, nx)) over all scan points, lazily."""
         if points_per_chunk < 1:
             raise ValueError(f"points_per_chunk must be >= 1, got {points_per_chunk}")
-        with _open(self.path) as h5:
+        with open_hdf5(self.path) as h5:
             for start in range(0, self.n_points, points_per_chunk):
                 sl = slice(start, min(start + points_per_chunk, self.n_points))
                 yield sl, self.read_points(sl, h5)
@@ -666,7 +667,7 @@ def open_sxdm_series(
                     "pick scans whose title is asxdm/sxdm/kmap"
                 )
             chosen.append(by_name[name])
-    with _open(path) as h5:
+    with open_hdf5(path) as h5:
         kind = _detect_kind(h5)
         first = h5[chosen[0]["scan"]]
         det = _find_detector(path, first, chosen[0]["scan"], detector, kind)

@@ -433,8 +433,13 @@ def read_provenance(path) -> dict:
     """Root attributes of a maps file (input file, checksum, software, creation time, complete)."""
     import h5py
 
+    from helpers.provenance import INPUT_SHA256, stored_input_sha256
+
     with h5py.File(path, "r") as h5:
-        return {key: (v.item() if hasattr(v, "item") else v) for key, v in h5.attrs.items()}
+        attrs = {key: (v.item() if hasattr(v, "item") else v) for key, v in h5.attrs.items()}
+    if stored_input_sha256(attrs) is not None:
+        attrs[INPUT_SHA256] = stored_input_sha256(attrs)  # files with the older ``input_checksum``
+    return attrs
 
 
 # --------------------------------------------------------------------------------------------------

@@ -69,13 +69,13 @@ def grid_frames(grid: QGrid, frames, monitor_gain=None, median_size: int | None 
     """Counts of one point's frames ``(n_eta, ny, nx)`` on the grid, divided by pixels per bin (XSOCS).
 
     ``monitor_gain`` (n_eta,) normalises each frame; ``median_size`` (odd) filters each frame first
-    (see :func:`helpers.sxdm.reduce.median_filter_frames`). Bins no pixel reaches are NaN.
+    (see :func:`helpers.sxdm.frames.median_filter_frames`). Bins no pixel reaches are NaN.
     """
     frames = np.asarray(frames, float)
     if frames.shape != grid.flat_index.shape:
         raise ValueError(f"frames have shape {frames.shape}, the grid was made for {grid.flat_index.shape}")
     if median_size is not None:
-        from helpers.sxdm.reduce import median_filter_frames
+        from helpers.sxdm.frames import median_filter_frames
 
         frames = median_filter_frames(frames, median_size)
     if monitor_gain is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-HC_KEV_M = 12.398419843320026e-10  # h c in keV·m
+from helpers.instrument import HC_KEV_M  # h·c (keV·m) from scipy.constants
 
 
 def wavelength_m(energy_kev: float) -> float:

@@ -29,7 +29,6 @@ Two ways to reduced maps (:func:`ensemble_maps`):
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -257,6 +256,7 @@ _CACHED_BY = (
     "helpers.sxdm.io",
     "helpers.sxdm.peaks",
     "helpers.sxdm.reduce",
+    "helpers.sxdm.frames",
     "helpers.sxdm.drift",
     "helpers.sxdm.maps",
 )
@@ -274,25 +274,33 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def _cache_folder(cache: Path | None, method: str, scan_step_um: float, seed: int) -> Path:
+def _cache_root(cache: Path | None) -> Path:
+    """The user's cache folder (``helpers.paths.cache_dir()``: ``NMC_CACHE_DIR`` or the checkout's
+    ``.cache/``, never a shared temporary folder), or ``cache`` when given."""
     from helpers.paths import cache_dir
 
-    key = json.dumps(
-        {
-            "v": ENSEMBLE_VERSION,
-            "specs": [asdict(s) for s in SPECS],
-            "method": method,
-            "step": scan_step_um,
-            "seed": seed,
-            "d8": DOMAIN8_OFFSET,
-            "code": _code_digest(),
-        },
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    folder = (Path(cache) if cache is not None else cache_dir()) / f"sxdm_ensemble_{method}_{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    root = Path(cache) if cache is not None else cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _simulated_particle(number: int, method: str, scan_step_um: float, seed: int, code_digest: str,
+                        work: Path):
+    """(maps, provenance, truth) of one particle, simulated in ``work`` (cached by :func:`ensemble_maps`
+    with ``joblib.Memory``; ``code_digest`` keys the cache to the model's and the reducer's code)."""
+    import tempfile
+
+    from helpers.sxdm.maps import read_maps, read_provenance
+
+    with tempfile.TemporaryDirectory(dir=work, prefix="particle_") as folder:
+        maps_path, truth_path = generate_particle(number, Path(folder), method, scan_step_um, seed)
+        provenance = {k: v for k, v in read_provenance(maps_path).items()
+                      if k not in ("format", "software", "created_utc", "complete", "input_sha256")}
+        # the simulated scan is not kept: name the simulation, not a deleted file
+        provenance["input_file"] = f"forward model, ensemble particle {number} ({method})"
+        with np.load(truth_path) as data:
+            truth = {k: data[k] for k in data.files}
+        return read_maps(maps_path), provenance, truth
 
 
 def generate_particle(
@@ -350,21 +358,27 @@ def ensemble_maps(
     scan_step_um: float = 0.1,
     seed: int = 2026,
 ) -> dict:
-    """Reduced maps and truth of the ensemble particles, generated once into the cache folder.
+    """Reduced maps and truth of the ensemble particles, simulated once (``joblib.Memory`` in the cache
+    folder, keyed by the arguments and the code of :data:`_CACHED_BY`), each maps file rewritten into
+    ``<cache>/sxdm_ensemble_<method>/`` for the command line.
 
     Returns ``{number: {"maps": SxdmMaps, "truth": dict, "spec": ParticleSpec, "path": Path}}``.
     """
-    from helpers.sxdm.maps import read_maps
+    from joblib import Memory
+
+    from helpers.sxdm.maps import write_maps
 
     numbers = [s.number for s in SPECS] if numbers is None else list(numbers)
-    folder = _cache_folder(cache, method, scan_step_um, seed)
+    if method not in ("truth", "frames"):
+        raise ValueError(f"method must be 'truth' or 'frames', got {method!r}")
+    root = _cache_root(cache)
+    simulate = Memory(root / "joblib", verbose=0).cache(_simulated_particle, ignore=["work"])
+    files = root / f"sxdm_ensemble_{method}"  # the maps as files, for the command line
+    files.mkdir(exist_ok=True)
+    code = _code_digest()
     out = {}
     for n in numbers:
-        maps_path = folder / f"particle_{n}_maps.h5"
-        truth_path = folder / f"particle_{n}_truth.npz"
-        if not (maps_path.is_file() and truth_path.is_file()):
-            generate_particle(n, folder, method, scan_step_um, seed)
-        with np.load(truth_path) as data:
-            truth = {k: data[k] for k in data.files}
-        out[n] = {"maps": read_maps(maps_path), "truth": truth, "spec": spec(n), "path": maps_path}
+        maps, provenance, truth = simulate(n, method, float(scan_step_um), int(seed), code, work=root)
+        path = write_maps(files / f"particle_{n}_step{scan_step_um:g}um_seed{seed}_maps.h5", maps, provenance)
+        out[n] = {"maps": maps, "truth": truth, "spec": spec(n), "path": path}
     return out

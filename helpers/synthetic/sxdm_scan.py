@@ -121,7 +121,7 @@ class ScanSettings:
         if out.roi is None:
             out.roi = (0, self.detector_shape[0], 0, self.detector_shape[1])
         out.roi = tuple(int(v) for v in out.roi)
-        geo._check_roi(out.roi, out.detector_shape)
+        geo.check_roi(out.roi, out.detector_shape)
         if out.n_fast < 1 or out.n_slow < 1 or out.eta_deg.size < 1:
             raise ValueError("n_fast, n_slow and the number of eta angles must be >= 1")
         return out
