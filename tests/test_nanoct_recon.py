@@ -260,6 +260,6 @@ def test_center_search_says_when_it_fails():
     s = np.arange(64) - 31.5
     trace = 10.0 + 6.0 * np.cos(angles)  # a point 6 px from an axis 10 px right of the middle
     sino = np.exp(-0.5 * ((s[None, :] - trace[:, None]) / 1.5) ** 2)
-    with pytest.raises(ValueError, match="pass the centre explicitly"):  # a shallow local minimum at the middle
+    with pytest.raises(ValueError, match="pass the centre explicitly"):  # shallow minimum
         recon.find_center(sino, angles, max_offset_px=2.0)
     assert recon.find_center(sino, angles) == pytest.approx(31.5 + 10.0, abs=0.1)

@@ -481,8 +481,9 @@ def find_center(
     detector) is subtracted from every projection, since after Paganin the noise is mostly a smooth
     random offset/tilt per projection that differs between opposite projections.
     Raises ``ValueError`` when the minimum lies on the edge of the search range or is less than 3 %
-    below the median mismatch (no clear match): give the centre, more rows or a larger ``max_offset_px``. ``"vo"``: algotom's Fourier-domain metric (Vo et al. 2014) on the
-    first 180° of one row.
+    below the median mismatch (no clear match): give the centre, more rows or a larger
+    ``max_offset_px``. ``"vo"``: algotom's Fourier-domain metric (Vo et al. 2014) on the first 180° of
+    one row.
     """
     if np.ndim(sinogram) == 3:
         stack = np.asarray(sinogram)
