@@ -218,9 +218,9 @@ def write_markdown(rows, vols):
         "≥ 150 nm, and by diameter bin in nm). Times s / peak MB (numpy, tracemalloc) of denoise, "
         "segment, voids. `oracle` = best global threshold against the truth (an upper bound, not a method).",
         "",
-        "| volume | CNR | filter | rule | threshold | found/true | matched all / ≥0.6 µm | mask IoU | NMC vol. | "
-        "d_eq err | void err (n) | void-free vf (n) | voids ≥150 nm | curve 50-100/100-150/150-200/200-300 | "
-        "denoise | segment | voids |",
+        "| volume | CNR | filter | rule | threshold | found/true | matched all / ≥0.6 µm | mask IoU | "
+        "NMC vol. | d_eq err | void err (n) | void-free vf (n) | voids ≥150 nm | "
+        "curve 50-100/100-150/150-200/200-300 | denoise | segment | voids |",
         "|" + "---|" * 17,
     ]
     for r in rows:
@@ -232,13 +232,15 @@ def write_markdown(rows, vols):
         tm = r["times"]
         lines.append(
             f"| {r['volume']} | {r['cnr']:.2f} | {r['filter']} | {r['rule']} | {r['threshold']:.1f} | "
-            f"{r['found']}/{r['true']} | {r['matched_all']:.0%} / {r['matched_big']:.0%} | {r['mask_iou']:.3f} | "
+            f"{r['found']}/{r['true']} | {r['matched_all']:.0%} / {r['matched_big']:.0%} | "
+            f"{r['mask_iou']:.3f} | "
             f"{r['nmc_volume_error']:+.1%} | {_f(r['d_eq_median_abs_error'], '.3f')} | "
             f"{_f(r['void_fraction_error_voided'], '.3f')} ({r['n_voided_matched']}) | "
             f"{_f(r['void_fraction_void_free'], '.4f')} ({r['n_free_matched']}) | "
             f"{r['void_volume_recovered_ge150']:.0%} | "
             + "/".join(f"{v:.0%}" for v in c.values()) + " | "
-            f"{tm['denoise'][0]:.1f} / {tm['denoise'][1]:.0f} | {tm['segment'][0]:.1f} / {tm['segment'][1]:.0f} | "
+            f"{tm['denoise'][0]:.1f} / {tm['denoise'][1]:.0f} | "
+            f"{tm['segment'][0]:.1f} / {tm['segment'][1]:.0f} | "
             f"{tm['voids'][0]:.1f} / {tm['voids'][1]:.0f} |"
         )
     lines += ["", "Auto-threshold notes: " + "; ".join(
