@@ -65,7 +65,7 @@ denoise_method = "tv"  # filter before the fit at the paper's CNR: "tv", "nlm" o
 paper_like_d50_um = 1.2  # second phantom with particles closer to the paper's size in voxels (1.9 µm)
 
 # %% [markdown]
-# ## Data (end to end): the chain's volume, reconstructed from raw projections
+# ## Data: the chain's volume, reconstructed from raw projections (end to end)
 #
 # `chain.reconstructed_volume` runs `nmc-workbook ct-reconstruct` on the raw scan (flat/dark → Paganin
 # δ/β = 87 → ring filtering → FBP → 8-bit with a stored window) once and caches the result. The bundled
@@ -93,7 +93,7 @@ if truth is not None:
     print(f"measured CNR (NMC vs air, paper's formula) = {chain_cnr:.2f} (paper 2.28)")
 
 # %% [markdown]
-# ## Result end to end: segmentation of the chain's volume at the paper's CNR
+# ## Method: segmenting the chain's volume at the paper's CNR (end to end)
 #
 # The automatic threshold (`seg.nmc_threshold_auto`) accepts three resolved phases, or two (air and
 # glue merged, or one of them absent), says which it found, and refuses only when NMC itself is not
@@ -153,7 +153,7 @@ plt.show()
 # reconstruction, and whose noise is nearly white — to show what each step does when the data allow it.
 
 # %% [markdown]
-# ## Data (idealised comparison)
+# ## Data: idealised comparison
 #
 # A powder phantom (`helpers.synthetic.ct_phantom`, made by the reconstruction notebook's forward
 # model) with exact labels: faceted NMC crystals with the paper's size law scaled to the box, 8 %

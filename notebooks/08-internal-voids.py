@@ -64,7 +64,7 @@ paper_min_void_fraction = 0.10
 n_s8_particles = 4
 
 # %% [markdown]
-# ## End to end: voids in the chain's volume at the paper's CNR
+# ## Data: end to end — voids in the chain's volume at the paper's CNR
 #
 # The bundled scan, reconstructed by `ct-reconstruct` (via `chain.reconstructed_volume`, cached), has
 # a measured CNR of ≈ 2.5 (notebook 06). Particle outlines are not recoverable at that noise (notebook
@@ -128,7 +128,7 @@ if truth is not None:
 # that skips the projections and the reconstruction — to show each step where the data allow it.
 
 # %% [markdown]
-# ## Data (idealised comparison)
+# ## Data: idealised comparison
 #
 # The powder phantom of notebook 06, with voids drawn from 25 to 250 nm in 17 % of the particles (target
 # void fractions 10–25 %, the paper's "≥ 10 %"), rendered as an 8-bit volume.
