@@ -43,14 +43,18 @@ from scipy.stats import spearmanr
 import helpers
 from helpers.nanoct import morphology_figures as mfig
 from helpers.nanoct.morphology import particle_table, weighted_median
-from helpers.synthetic.ct_phantom import make_powder_phantom, volume_weighted_median_um
+from helpers.synthetic.ct_phantom import make_powder_phantom
 
 helpers.setup()
 
 # %% tags=["parameters"]
-# parameters: the phantom powder (or point `labels` at your own label volume in the Data section)
-shape_vox = (160, 192, 192)  # (z, y, x) voxels; the paper's volume is (960, 2560, 2560)
+input_file = None  # your own label volume (HDF5/TIFF/.npy, one integer per particle); None: the phantom
+truth = "phantom"  # None for your own data (the truth checks are then skipped)
 voxel_size_um = 0.025  # ID16B, paper
+dataset = None  # HDF5 dataset of the label volume in input_file
+# the phantom powder (notebook 06 measures what segmentation adds; at the paper's CNR, end to end,
+# particle outlines are not recovered: see notebook 06 and benchmarks/RESULTS_ct_chain.md)
+shape_vox = (160, 192, 192)  # (z, y, x) voxels; the paper's volume is (960, 2560, 2560)
 d50_volume_um = 1.2  # volume-weighted median diameter of the phantom (paper: 1.9 µm, needs a bigger box)
 seed = 7
 min_d_eq_vox = 20  # size cut: S, ψ and R only for d_eq ≥ 20 voxels (0.5 µm at 25 nm)
@@ -69,6 +73,10 @@ reference_half_size_vox = 20.0  # radius / half-side of the voxelised reference 
 phantom = make_powder_phantom(shape_vox=shape_vox, voxel_size_um=voxel_size_um, rng=seed,
                               d50_volume_um=d50_volume_um)
 labels = phantom.labels
+if input_file is not None:
+    from helpers.nanoct.volume_io import open_volume
+
+    labels, truth = np.asarray(open_volume(input_file, dataset=dataset)), None
 print(f"labels {labels.shape} {labels.dtype}, {labels.max()} particles, "
       f"{voxel_size_um * 1e3:.0f} nm voxels, box {np.array(labels.shape) * voxel_size_um} µm")
 
@@ -125,17 +133,24 @@ print(f"{len(table)} particles, {len(big)} above the size cut (d_eq ≥ {min_d_e
 table.head().round(3)
 
 # %% [markdown]
-# The phantom knows each particle's filled volume and the ellipticities of its voxel mask, so the
-# table can be checked against truth: equivalent diameters must agree exactly and ellipticities to the
-# 1/12-voxel² term the workbook adds for the voxel's own extent.
+# Truth that owes nothing to the estimator: each single crystal was drawn with semi-axes a ≥ b ≥ c (the
+# shape parameters). Its habit (a rounded truncated octahedron) has cubic symmetry, so its inertia is
+# isotropic and the affinely stretched crystal's inertia axes are in the ratio a : b : c — the measured
+# e_yx and e_zy must equal the drawn b/a and c/b up to voxelisation (aggregates and voided crystals,
+# whose inertia the extra grains or voids change, are left out).
 
 # %%
-check = table.merge(phantom.truth, on="label", suffixes=("", "_truth"))
-assert np.allclose(check["d_eq_um"], check["d_eq_um_truth"], rtol=1e-12)
-large = check[~check["too_small"]]
-for name in ("e_yx", "e_zx", "e_zy"):
-    assert (large[name] - large[f"{name}_truth"]).abs().max() < 0.01, name
-assert np.allclose(table["e_zx"], table["e_yx"] * table["e_zy"], rtol=1e-12)
+if truth is not None:
+    check = table.merge(phantom.truth, on="label", suffixes=("", "_truth"))
+    single = check[~check["too_small"] & ~check["is_aggregate"] & ~check["has_voids"]]
+    design = {"e_yx": single.design_b_vox / single.design_a_vox, "e_zy": single.design_c_vox / single.design_b_vox}
+    for name, value in design.items():
+        err = (single[name] - value).abs()
+        print(f"{name}: measured − drawn, median |error| {err.median():.3f}, max {err.max():.3f} "
+              f"over {len(single)} single crystals (measured)")
+        # voxelisation of ≥ 20-voxel crystals: a 1-voxel-layer error on a 10-voxel semi-axis is ≤ 0.05 in
+        # a ratio; its median over crystals is well below that
+        assert err.median() < 0.03, name
 
 # %% [markdown]
 # ## Method: size — volume- or count-weighted median?
@@ -147,8 +162,8 @@ assert np.allclose(table["e_zx"], table["e_yx"] * table["e_zy"], rtol=1e-12)
 # %%
 d_volume = weighted_median(table["d_eq_um"], table["filled_volume_um3"])
 d_count = float(table["d_eq_um"].median())
-print(f"volume-weighted median d_eq = {d_volume:.3f} µm (phantom truth "
-      f"{volume_weighted_median_um(phantom.truth['d_eq_um'].to_numpy()):.3f} µm, drawn with {d50_volume_um} µm)")
+print(f"volume-weighted median d_eq = {d_volume:.3f} µm (measured; the size law was drawn with "
+      f"{d50_volume_um} µm — design input)")
 print(f"count median d_eq          = {d_count:.3f} µm; range {table['d_eq_um'].min():.2f}–"
       f"{table['d_eq_um'].max():.2f} µm")
 largest = table["d_eq_um"].max()

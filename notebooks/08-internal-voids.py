@@ -38,16 +38,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import helpers
+from helpers.nanoct import chain
 from helpers.nanoct import segment as seg
 from helpers.nanoct import voids as vd
+from helpers.paths import data_sample
 from helpers.synthetic import ct_phantom
 
 helpers.setup()
 
 # %% tags=["parameters"]
-# parameters: phantom, grey-volume quality, resolution limit; void sizes start below one voxel-pair
+input_file = data_sample("ct_powder3d_scan.h5")  # raw NXtomo scan (your own file here)
+truth = data_sample("ct_powder3d_truth.h5")  # None for your own data
+voxel_size_um = 0.025  # paper: 25 nm
+dataset = "entry0000"  # NXtomo entry (one distance: Paganin δ/β = 87)
+# the idealised comparison below: phantom, grey-volume quality, resolution limit
 shape_vox = (128, 128, 128)
-voxel_size_um = 0.025
 seed = 0
 void_diameter_um = (0.025, 0.25)  # truth voids from one voxel to 250 nm
 cnr = 12.0
@@ -59,7 +64,71 @@ paper_min_void_fraction = 0.10
 n_s8_particles = 4
 
 # %% [markdown]
-# ## Data
+# ## Data: end to end — voids in the chain's volume at the paper's CNR
+#
+# The bundled scan, reconstructed by `ct-reconstruct` (via `chain.reconstructed_volume`, cached), has
+# a measured CNR of ≈ 2.5 (notebook 06). Particle outlines are not recoverable at that noise (notebook
+# 06), so here the void detector is measured on its own: inside each **true** particle envelope (from
+# the phantom's definition), voids are the voxels darker than the mid-grey of *that particle's* median
+# grey and air (`voids.voids_from_particle_statistics`). Truth voids are the phantom's carved spheres;
+# their sizes are volume-equivalent diameters of the true void components.
+
+# %%
+chain_volume = chain.reconstructed_volume(input_file).volume_8bit
+if truth is not None:
+    import h5py
+
+    with h5py.File(truth) as t:
+        chain_phase, owner = t["phase"][()], t["void_owner"][()]
+        envelopes = np.where(owner > 0, owner, t["labels"][()])
+    air_grey = float(np.median(chain_volume[chain_phase == ct_phantom.AIR]))
+    chain_voids, chain_void_mask = vd.voids_from_particle_statistics(chain_volume, envelopes, air_grey)
+    curve = vd.void_detection_curve(chain_void_mask, owner > 0, voxel_size_um)
+    n_vox = np.bincount(envelopes.ravel())
+    true_vf = np.bincount(owner.ravel(), minlength=n_vox.size) / np.maximum(n_vox, 1)
+    found_vf = chain_voids.set_index("label").void_fraction
+    has_void = true_vf[found_vf.index] > 0
+    big = n_vox[found_vf.index] >= np.pi / 6 * (0.6 / voxel_size_um) ** 3
+    err_voided = np.abs(found_vf[has_void] - true_vf[found_vf.index][has_void])
+    false_vf = found_vf[~has_void & big]
+    print(f"voided particles: median |void-fraction error| {np.median(err_voided):.3f} (n = {has_void.sum()}; "
+          "target ≤ 0.02) — measured")
+    print(f"void-free particles ≥ 0.6 µm: median void fraction {np.median(false_vf):.3f} (n = {len(false_vf)}; "
+          "target ≤ 0.005) — measured")
+    for row in curve.itertuples():
+        print(f"  voids {row.d_lo_um * 1e3:3.0f}–{row.d_hi_um * 1e3:3.0f} nm: {row.n_voids:3d} voids, "
+              f"{row.recovered:.0%} of their volume found (measured)")
+    ge150 = curve[curve.d_lo_um >= 0.15]
+    print(f"voids ≥ 150 nm: {np.sum(ge150.recovered * ge150.true_voxels) / ge150.true_voxels.sum():.0%} "
+          "of their volume found (target ≥ 80 %); paper: 65–90 % of voids resolvable (≥ 50 nm)")
+
+# %%
+if truth is not None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    mid = 0.5 * (curve.d_lo_um + curve.d_hi_um) * 1e3
+    axes[0].plot(mid, 100 * curve.recovered, "o-", label="found, CNR ≈ 2.5 (true envelopes)")
+    axes[0].axhspan(65, 90, color="tab:orange", alpha=0.2, label="paper: 65–90 % resolvable (≥ 50 nm)")
+    axes[0].set_xlabel("void diameter (nm)")
+    axes[0].set_ylabel("void volume found (%)")
+    axes[0].set_ylim(0, 100)
+    axes[0].legend(fontsize=8)
+    z_show = int(np.argmax((owner > 0).sum(axis=(1, 2))))
+    axes[1].imshow(chain_volume[z_show], cmap="gray")
+    axes[1].contour(owner[z_show] > 0, levels=[0.5], colors="tab:orange", linewidths=0.8)
+    axes[1].contour(chain_void_mask[z_show], levels=[0.5], colors="tab:cyan", linewidths=0.8)
+    axes[1].set_title(f"z = {z_show}: true voids (orange), found (cyan)", fontsize=9)
+    axes[1].set_xticks([])
+    axes[1].set_yticks([])
+    fig.tight_layout()
+    helpers.save_figure(fig, "fig6_voids_end_to_end")
+    plt.show()
+
+# %% [markdown]
+# The sections below use a phantom rendered directly as grey at CNR 12 — an **idealised comparison**
+# that skips the projections and the reconstruction — to show each step where the data allow it.
+
+# %% [markdown]
+# ## Data: idealised comparison
 #
 # The powder phantom of notebook 06, with voids drawn from 25 to 250 nm in 17 % of the particles (target
 # void fractions 10–25 %, the paper's "≥ 10 %"), rendered as an 8-bit volume.
@@ -69,9 +138,9 @@ phantom = ct_phantom.make_powder_phantom(shape_vox, voxel_size_um=voxel_size_um,
                                          void_diameter_um=void_diameter_um)
 volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=seed + 1, cnr=cnr,
                                          blur_sigma_vox=blur_sigma_vox).volume_8bit
-truth = phantom.truth
-print(f"{len(truth)} particles, {truth.has_voids.sum()} with voids; true void fractions "
-      f"{truth.void_fraction[truth.has_voids].min():.2f}–{truth.void_fraction.max():.2f}")
+phantom_truth = phantom.truth
+print(f"{len(phantom_truth)} particles, {phantom_truth.has_voids.sum()} with voids; true void fractions "
+      f"{phantom_truth.void_fraction[phantom_truth.has_voids].min():.2f}–{phantom_truth.void_fraction.max():.2f}")
 
 # %% [markdown]
 # ## Method: segment, then the voids of each particle
@@ -222,8 +291,15 @@ widgets.interactive(explore, index=(0, len(defective) - 1))
 # ## Summary
 
 # %%
-summary = {
-    "voided particles compared": len(defective),
+summary = {}
+if truth is not None:
+    summary["end to end (CNR ≈ 2.5, true envelopes): voided |vf error|"] = f"{np.median(err_voided):.3f}"
+    summary["end to end: void-free vf (median)"] = f"{np.median(false_vf):.3f}"
+    summary["end to end: void volume ≥ 150 nm found"] = (
+        f"{np.sum(ge150.recovered * ge150.true_voxels) / ge150.true_voxels.sum():.0%}"
+    )
+summary |= {
+    "idealised CNR 12: voided particles compared": len(defective),
     "void fraction |error| < 0.01": f"{np.mean(np.abs(error) < 0.01):.0%}",
     "particles ≥ 10 % voids found / true": f"{int((particles.void_fraction >= 0.1).sum())} / "
     f"{int((truth_particles.void_fraction >= 0.1).sum())}",
@@ -235,7 +311,12 @@ for key, value in summary.items():
     print(f"{key:40s} {value}")
 
 # %% [markdown]
-# Where a particle's voids stay enclosed, its void fraction is found to within 0.01 (91 % of the voided
+# **End to end** (first lines, measured): at the paper's CNR, even inside the true particle envelopes, the
+# per-particle void threshold misses the targets (median |void-fraction error| ≤ 0.02, ≤ 0.005 on void-free
+# particles, ≥ 80 % of the volume of voids ≥ 150 nm): the noise blobs after Paganin are as dark as voids
+# and as large. The curve is plotted beside the paper's "65–90 % resolvable" — a statement about void
+# sizes against the resolution, not a detection rate, so the two are only loosely comparable.
+# **Idealised** (the rest): where a particle's voids stay enclosed, its void fraction is found to within 0.01 (91 % of the voided
 # particles); three lost most of their void volume, opened to the surface by the blur: a void can be large and
 # still missed. The void *count* is exact in only a quarter of the particles: the truth holds many
 # one- and two-voxel voids (25–50 nm) that vanish under blur and the noise cut or merge with a

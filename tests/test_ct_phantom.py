@@ -153,12 +153,14 @@ def test_fresnel_propagation_keeps_the_beam_and_the_cone_beam_geometry():
         cp.cone_beam_effective(0.0, 1.0, 1e-6)
 
 
-def test_simulated_dose_gives_the_papers_snr_in_the_open_beam():
-    """Open-beam frames at the default dose: mean/σ = √I₀ = 8.8 (Poisson), within sampling error."""
+def test_raw_snr_dose_gives_that_snr_in_the_open_beam():
+    """Open-beam frames at a raw-SNR dose: mean/σ = √I₀ = 8.8 (Poisson), within sampling error."""
     from helpers.synthetic import ct_projections as cp
 
     vol = np.zeros((8, 32, 32), np.float32)
-    scan = cp.simulate_scan(vol, vol, np.zeros(4), rng=0, gain_sigma=0, beam_nonuniformity=0, read_noise=0)
+    scan = cp.simulate_scan(
+        vol, vol, np.zeros(4), rng=0, gain_sigma=0, beam_nonuniformity=0, read_noise=0, snr=8.8
+    )
     assert scan.params["flat_counts"] == pytest.approx(8.8**2)
     flats = scan.flats[0].astype(float) - scan.params["dark_level"]
     beam = scan.truth["beam"]

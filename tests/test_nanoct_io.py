@@ -148,13 +148,14 @@ def _dataset_names(h5file) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_bundled_sample_is_regenerated_identically(tmp_path):
-    """`make data` rebuilds the committed NXtomo sample and its truth from their seeds, array for array
+@pytest.mark.parametrize("writer", ["write_ct_sample", "write_ct3d_sample"])
+def test_the_bundled_sample_is_regenerated_identically(tmp_path, writer):
+    """`make data` rebuilds the committed NXtomo samples and their truth from their seeds, array for array
     (integers exactly, floats to float precision: numpy/BLAS builds differ in the last bits)."""
     from helpers.paths import data_sample
     from helpers.synthetic import ct_samples
 
-    paths = ct_samples.write_ct_sample(tmp_path)
+    paths = getattr(ct_samples, writer)(tmp_path)
     for new in paths:
         with h5py.File(new) as a, h5py.File(data_sample(new.name)) as b:
             names = _dataset_names(a)

@@ -500,7 +500,11 @@ def _center(f, angles, args, n_rows) -> float:
     if "center_px" in f.attrs:
         return float(f.attrs["center_px"])
     if args.center == "auto":
-        sino = f["projections_retrieved"][:, n_rows // 2, :]
+        # 8–16 rows spread over the inner 80 % of the detector (as many as a slab when that is more than
+        # 8): the opposite-projection match averages their noise
+        n_use = min(n_rows, max(8, min(16, args.slab)))
+        rows = np.unique(np.linspace(0.1 * n_rows, 0.9 * n_rows - 1, n_use).astype(int)).tolist()
+        sino = f["projections_retrieved"][:, rows, :]
         span = float(angles.max() - angles.min())
         center = recon.find_center(sino, angles, "opposite" if span > 1.9 * np.pi else "vo")
     else:

@@ -270,6 +270,102 @@ def fit_three_phases(
     )
 
 
+@dataclass
+class NmcThreshold:
+    """Automatic NMC threshold of :func:`nmc_threshold_auto`, with the phases it found.
+
+    ``phases``: names of the resolved grey phases, darkest first (``("air", "glue", "NMC")``, or
+    ``("air and/or glue", "NMC")`` when only two are resolved); ``means``, ``sigmas``, ``weights``
+    per phase; ``threshold``: the mid-grey between NMC and the phase below it (the 50 % level of a
+    blurred edge); ``separation``: Ashman's D between NMC and that phase; ``fit``: the three-phase
+    :class:`PhaseFit` when three were resolved, else ``None``; ``note``: what was found, in words.
+    """
+
+    phases: tuple[str, ...]
+    means: np.ndarray
+    sigmas: np.ndarray
+    weights: np.ndarray
+    threshold: float
+    separation: float
+    fit: PhaseFit | None
+    note: str
+
+
+def _fit_two_phases(counts: np.ndarray):
+    """Two-Gaussian weighted least-squares fit of a (256,) histogram (grey 1..254); (a, m, s) × 2."""
+    from scipy.optimize import curve_fit
+    from sklearn.mixture import GaussianMixture
+
+    grey = np.arange(1, 255, dtype=np.float64)
+    c = counts[1:255].astype(np.float64)
+    total = c.sum()
+    sample = np.repeat(grey, np.round(c / total * 20000).astype(int))[:, None]
+    gmm = GaussianMixture(2, random_state=0, reg_covar=0.25, n_init=3).fit(sample)
+    p0 = []
+    for i in np.argsort(gmm.means_.ravel()):
+        p0 += [gmm.weights_[i] * total, gmm.means_.ravel()[i], max(np.sqrt(gmm.covariances_.ravel()[i]), 0.7)]
+
+    def two(x, *p):
+        return p[0] * _gauss(x, p[1], p[2]) + p[3] * _gauss(x, p[4], p[5])
+
+    params, _ = curve_fit(two, grey, c, p0=p0, sigma=np.sqrt(np.maximum(c, 1.0)), absolute_sigma=True,
+                          bounds=([0, -10, 0.3] * 2, [np.inf, 265, 200] * 2), maxfev=20000)
+    triples = np.array(params).reshape(2, 3)
+    return triples[np.argsort(triples[:, 1])]
+
+
+def nmc_threshold_auto(
+    volume_or_counts, min_separation: float = 2.0, min_weight: float = 0.005
+) -> NmcThreshold:
+    """NMC threshold from the grey histogram whether two or three phases are resolved.
+
+    Tries the three-phase fit (:func:`fit_three_phases`); when air and glue are not resolved from each
+    other (merged, or one of them absent) but NMC is, a two-Gaussian fit (background, NMC) gives the
+    threshold. Refuses (``ValueError``, with what to try) only when NMC itself is not separable:
+    Ashman's D between NMC and the phase below it under ``min_separation``, or NMC under
+    ``min_weight`` of the voxels. The threshold is the mid-grey of NMC and the phase below it.
+    """
+    counts = np.asarray(volume_or_counts)
+    if not (counts.ndim == 1 and counts.size == 256):
+        counts = grey_histogram(volume_or_counts)
+    occupied = np.count_nonzero(counts[1:255])
+    if occupied < 3:
+        raise ValueError(
+            f"the volume holds {occupied} grey level(s) between 1 and 254: it is empty or all one grey "
+            "(check the 8-bit window of the reconstruction, or that the right dataset was read)"
+        )
+    try:
+        fit = fit_three_phases(counts, min_weight=min_weight, min_separation=min_separation)
+        return NmcThreshold(
+            phases=PHASE_NAMES, means=fit.means, sigmas=fit.sigmas, weights=fit.weights,
+            threshold=fit.threshold_nmc_midpoint, separation=float(fit.separations[1]), fit=fit,
+            note="three phases resolved: air, glue, NMC",
+        )
+    except ValueError:
+        pass
+    try:
+        triples = _fit_two_phases(counts)
+    except RuntimeError as err:
+        raise ValueError(
+            f"no two-phase fit of the histogram converged ({err}): give a manual threshold"
+        ) from err
+    weights = triples[:, 0] / triples[:, 0].sum()
+    means, sigmas = triples[:, 1], triples[:, 2]
+    d = float(np.sqrt(2) * abs(means[1] - means[0]) / np.hypot(sigmas[0], sigmas[1]))
+    if d < min_separation or weights[1] < min_weight:
+        raise ValueError(
+            f"NMC is not separable from the rest: two-Gaussian fit means {np.round(means, 1).tolist()}, "
+            f"σ {np.round(sigmas, 1).tolist()}, weights {np.round(weights, 3).tolist()}, Ashman's D {d:.2f} "
+            f"< {min_separation}; denoise first (segment_particles(volume, denoise='nlm'), "
+            "`nmc-workbook ct-analyse --denoise nlm`) or give a manual threshold (--threshold T)"
+        )
+    return NmcThreshold(
+        phases=("air and/or glue", "NMC"), means=means, sigmas=sigmas, weights=weights,
+        threshold=float(0.5 * (means[0] + means[1])), separation=d, fit=None,
+        note="two phases resolved: NMC and one background (air and glue merged, or only one of them)",
+    )
+
+
 def nmc_fraction_change(counts: np.ndarray, threshold: float, shift: float) -> tuple[float, float]:
     """Relative change of the NMC voxel count (grey > threshold) when the threshold moves by −/+ ``shift``.
 

@@ -309,3 +309,81 @@ def plot_particle_air_histograms(ax, particle_grey, air_grey, title: str = "") -
             label=f"particle (FWHM {fwhm(particle_grey):.0f})")
     ax.set(xlabel="grey value", ylabel="normalised count", title=title)
     ax.legend(fontsize=7)
+
+
+def voids_from_particle_statistics(
+    volume, labels: np.ndarray, air_grey: float, boxes=None, closing_radius: int = 2, min_void_voxels: int = 4
+):
+    """Internal voids judged against each particle's own grey level, inside an envelope found without them.
+
+    For every label: the envelope is the particle's mask closed by a ball of ``closing_radius`` voxels
+    and hole-filled (so voids, which are enclosed, do not shape it); the particle's grey level is the
+    median grey inside the envelope eroded by one voxel; a voxel of the eroded envelope is void when its
+    grey is below the mid-grey of that level and ``air_grey`` (the 50 % level of an NMC/air edge of
+    *this* particle, robust to a particle-to-particle offset of the reconstruction). Void components
+    under ``min_void_voxels`` are dropped as noise.
+
+    Returns a pandas.DataFrame: ``label``, ``envelope_voxels``, ``particle_grey``, ``void_voxels``,
+    ``void_fraction`` (void / envelope), and the (z, y, x) boolean void mask of the whole volume.
+    """
+    import cc3d
+    import fill_voids
+    import pandas as pd
+    from scipy import ndimage as ndi
+
+    from helpers.nanoct.segment import _padded, bounding_boxes
+
+    if labels.shape != tuple(volume.shape):
+        raise ValueError(f"labels {labels.shape} and volume {tuple(volume.shape)} must have the same shape")
+    if boxes is None:
+        boxes = bounding_boxes(labels)
+    ball = ndi.generate_binary_structure(3, 1)
+    ball = ndi.iterate_structure(ball, closing_radius) if closing_radius > 1 else ball
+    void_all = np.zeros(labels.shape, bool)
+    rows = []
+    for lab, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        crop = _padded(box, labels.shape, closing_radius + 1)
+        mask = labels[crop] == lab
+        envelope = ndi.binary_closing(mask, structure=ball) if closing_radius > 0 else mask
+        envelope = fill_voids.fill(np.ascontiguousarray(envelope), in_place=False)
+        inner = ndi.binary_erosion(envelope)
+        grey = np.asarray(volume[crop], dtype=np.float32)
+        if not inner.any():
+            rows.append(dict(label=lab, envelope_voxels=int(envelope.sum()), particle_grey=np.nan,
+                             void_voxels=0, void_fraction=0.0))
+            continue
+        level = float(np.median(grey[inner]))
+        void = inner & (grey < 0.5 * (level + air_grey))
+        if min_void_voxels > 1 and void.any():
+            void = cc3d.dust(void, threshold=min_void_voxels, connectivity=26, binary_image=True).astype(bool)
+        void_all[crop] |= void
+        n_env = int(envelope.sum())
+        rows.append(dict(label=lab, envelope_voxels=n_env, particle_grey=level, void_voxels=int(void.sum()),
+                         void_fraction=float(void.sum()) / n_env))
+    return pd.DataFrame(rows), void_all
+
+
+def void_detection_curve(found_void: np.ndarray, true_void: np.ndarray, voxel_size_um: float,
+                         bins_um=(0.05, 0.10, 0.15, 0.20, 0.30)):
+    """Share of the true void volume flagged as void, by true void diameter (detection curve).
+
+    True voids are the 26-connected components of ``true_void``, sized by their volume-equivalent
+    diameter; returns a pandas.DataFrame with ``d_lo_um``, ``d_hi_um``, ``n_voids``, ``true_voxels``,
+    ``recovered`` (share of those voxels inside ``found_void``).
+    """
+    import cc3d
+    import pandas as pd
+
+    comps, n = cc3d.connected_components(np.asarray(true_void, bool), connectivity=26, return_N=True)
+    size = np.bincount(comps.ravel(), minlength=n + 1)
+    hit = np.bincount(comps[np.asarray(found_void, bool)].ravel(), minlength=n + 1)
+    d_um = (6.0 * size / np.pi) ** (1.0 / 3.0) * voxel_size_um
+    rows = []
+    for lo, hi in zip(bins_um[:-1], bins_um[1:], strict=True):
+        sel = (d_um >= lo) & (d_um < hi)
+        sel[0] = False
+        rows.append(dict(d_lo_um=lo, d_hi_um=hi, n_voids=int(sel.sum()), true_voxels=int(size[sel].sum()),
+                         recovered=float(hit[sel].sum() / size[sel].sum()) if sel.any() else np.nan))
+    return pd.DataFrame(rows)

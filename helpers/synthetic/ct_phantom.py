@@ -314,8 +314,9 @@ def make_powder_phantom(
         ``d_eq_um`` (equivalent diameter of the filled particle, (6V/π)^(1/3)), ``n_grains``,
         ``is_aggregate``, ``has_voids``, ``void_fraction`` (V_void/V_filled), ``n_voids`` (connected
         void components, 26-connectivity), ``void_volume_um3``, ``centroid_z/y/x_vox``, ``e_yx``,
-        ``e_zx``, ``e_zy`` (from the inertia of the filled voxel mask), ``touches_border`` (always False:
-        particles are placed fully inside).
+        ``e_zx``, ``e_zy`` (from the inertia of the filled voxel mask), ``design_a_vox``,
+        ``design_b_vox``, ``design_c_vox`` (the main grain's drawn semi-axes), ``touches_border``
+        (always False: particles are placed fully inside).
     """
     import cc3d
     import edt
@@ -391,7 +392,13 @@ def make_powder_phantom(
                 mask = comp == np.argmax(np.bincount(comp.ravel())[1:]) + 1
             existing[mask] = next_label
             rows.append(
-                {"label": next_label, "n_grains": len(grains), "is_aggregate": aggregate, "bbox_lo": lo}
+                {
+                    "label": next_label,
+                    "n_grains": len(grains),
+                    "is_aggregate": aggregate,
+                    "bbox_lo": lo,
+                    "design_semi_axes_vox": grains[0][1],
+                }
             )
             next_label += 1
             break
@@ -473,6 +480,11 @@ def make_powder_phantom(
                 "e_yx": b / a,
                 "e_zx": c / a,
                 "e_zy": c / b,
+                # the main grain's drawn semi-axes (shape parameters, voxels): truth that owes nothing
+                # to a voxel estimator (e_yx = b/a, e_zy = c/b of the habit as drawn)
+                "design_a_vox": row["design_semi_axes_vox"][0],
+                "design_b_vox": row["design_semi_axes_vox"][1],
+                "design_c_vox": row["design_semi_axes_vox"][2],
                 "touches_border": touches,
             }
         )

@@ -21,6 +21,11 @@ SAMPLES: dict[str, tuple[str, str, str]] = {
         "write_ct_sample",
         "4-distance nano-CT scan (NXtomo) of a 24x128x128 powder phantom, with its truth",
     ),
+    "ct_powder3d": (
+        "helpers.synthetic.ct_samples",
+        "write_ct3d_sample",
+        "1-distance nano-CT scan (NXtomo) of a 128^3 powder phantom at the paper's CNR, with its truth",
+    ),
 }
 
 
