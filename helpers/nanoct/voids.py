@@ -331,7 +331,7 @@ def voids_from_particle_statistics(
     import pandas as pd
     from scipy import ndimage as ndi
 
-    from helpers.nanoct.segment import _padded, bounding_boxes
+    from helpers.nanoct.segment import bounding_boxes, padded_box
 
     if labels.shape != tuple(volume.shape):
         raise ValueError(f"labels {labels.shape} and volume {tuple(volume.shape)} must have the same shape")
@@ -344,7 +344,7 @@ def voids_from_particle_statistics(
     for lab, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        crop = _padded(box, labels.shape, closing_radius + 1)
+        crop = padded_box(box, labels.shape, closing_radius + 1)
         mask = labels[crop] == lab
         envelope = ndi.binary_closing(mask, structure=ball) if closing_radius > 0 else mask
         envelope = fill_voids.fill(np.ascontiguousarray(envelope), in_place=False)
