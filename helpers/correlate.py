@@ -5,8 +5,8 @@ Chain (each step a function; :func:`correlate_files` runs them on result files):
 1. :func:`ct_projection`: the CT particle (a label of a ``ct-analyse`` segmentation; its internal voids
    belong to it) projected along the SXDM beam direction (a CT volume axis): per column, the length of
    the particle envelope and of its voids (µm).
-2. :func:`register`: a rigid 2-D alignment p_ct = R(angle) p_sxdm + shift (µm) of the CT envelope
-   projection, blurred by the SXDM beam footprint, onto the SXDM intensity map, refined from the
+2. :func:`register`: a rigid 2-D alignment p_ct = R(angle) p_sxdm + shift (µm) of the CT solid
+   (particle minus voids) projection, blurred by the SXDM beam footprint, onto the SXDM intensity map, refined from the
    user's rough alignment by Nelder–Mead (:func:`scipy.optimize.minimize`) on 1 − NCC (normalised
    cross-correlation) after a coarse search over angles with
    :func:`skimage.registration.phase_cross_correlation` for the shift. The residual (intensity minus the
@@ -168,7 +168,7 @@ def register(
     angle_range_deg: float = 15.0,
     min_ncc: float = 0.9,
 ) -> Registration:
-    """Rigid registration of the CT envelope projection onto the SXDM intensity (see module docstring).
+    """Rigid registration of the CT solid projection onto the SXDM intensity (see module docstring).
 
     ``initial``: the user's rough alignment (within ≈ ``angle_range_deg`` and half a particle size).
     """
@@ -183,7 +183,9 @@ def register(
 
     def model(p):
         al = Alignment(p[0], (p[1], p[2]))
-        return resample(ct.envelope_um, ct.voxel_um, al, x, y, footprint_fwhm_um)
+        return resample(solid, ct.voxel_um, al, x, y, footprint_fwhm_um)
+
+    solid = ct.envelope_um - ct.void_um  # SXDM intensity follows the NMC that scatters, voids excluded
 
     def cost(p):
         return 1.0 - _ncc(model(p), target)
@@ -381,8 +383,6 @@ def read_ct_analysis(path, volume_path=None, dataset: str | None = None, voxel_s
     """
     import h5py
 
-    from helpers.nanoct.volume_io import open_volume
-
     path = Path(path)
     if not path.is_file():
         raise OSError(f"CT analysis file {path} does not exist")
@@ -411,9 +411,23 @@ def read_ct_analysis(path, volume_path=None, dataset: str | None = None, voxel_s
             raise ValueError(f"{path.name} does not name its grey volume (input_file): pass the volume path")
         volume_path = path.parent / name
     dataset = dataset or (str(attrs.get("input_dataset", "")) or None)
-    reader = open_volume(Path(volume_path), dataset)
-    grey = np.asarray(reader[0 : reader.shape[0]])
+    grey = read_grey(volume_path, dataset)
     return labels, grey, float(attrs["void_threshold_grey"]), float(voxel_size_um)
+
+
+def read_grey(path, dataset: str | None = None) -> np.ndarray:
+    """The whole grey volume of an HDF5/TIFF/NPY file (a single particle's volume fits in memory)."""
+    from helpers.nanoct.volume_io import open_volume
+
+    reader = open_volume(Path(path), dataset)
+    return np.asarray(reader[0 : reader.shape[0]])
+
+
+def otsu_threshold(path, dataset: str | None = None) -> int:
+    """Otsu's grey threshold of a two-phase volume (one crystal in air: NMC vs air/voids)."""
+    from skimage.filters import threshold_otsu
+
+    return int(threshold_otsu(read_grey(path, dataset)))
 
 
 def correlate_files(
@@ -446,3 +460,95 @@ def correlate_files(
     reg = register(maps, ct, initial, fw, min_ncc=min_ncc)
     out = {q: association(maps, ct, reg.alignment, q, block_um, fw) for q in ("d", "tilt")}
     return reg, out
+
+
+def write_result(path, registration: Registration, associations: dict, inputs: dict, params: dict) -> Path:
+    """Write the registration and associations to HDF5 (temporary name, renamed when complete).
+
+    ``inputs``: {role: path} of the input files (their SHA-256 is stored); ``params``: the options.
+    """
+    import json
+    import os
+    import tempfile
+
+    import h5py
+
+    from helpers import __version__
+    from helpers.provenance import file_sha256
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OSError(f"output folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["program"] = f"nmc-workbook correlate {__version__}"
+            h5.attrs["params_json"] = json.dumps(params, default=str)
+            for role, p in inputs.items():
+                h5.attrs[f"{role}_file"] = Path(p).name
+                h5.attrs[f"{role}_sha256"] = file_sha256(p)
+            g = h5.create_group("registration")
+            g.attrs["angle_deg"] = registration.alignment.angle_deg
+            g.attrs["shift_um"] = np.asarray(registration.alignment.shift_um)
+            g.attrs["convention"] = "p_ct = R(angle) p_sxdm + shift; CT (x, y) = (col, row) * voxel, µm"
+            g.attrs["ncc"] = registration.ncc
+            g.attrs["residual_rel"] = registration.residual_rel
+            ds = g.create_dataset("residual_map", data=registration.residual_map)
+            ds.attrs["units"] = "fraction of the maximum SXDM intensity"
+            ds.attrs["axes"] = "y, x (SXDM scan grid)"
+            for name, a in associations.items():
+                q = h5.create_group(f"association_{name}")
+                for key in ("quantity", "n_blocks", "r", "p_value", "coupling", "confidence", "verdict"):
+                    q.attrs[key] = getattr(a, key)
+                q.attrs["r_ci"] = np.asarray(a.r_ci)
+                q.attrs["coupling_ci"] = np.asarray(a.coupling_ci)
+                q.attrs["coupling_units"] = (
+                    "Δd/d per unit void fraction" if name == "d" else "deg per unit void fraction"
+                )
+                q["void_fraction"] = a.void_fraction
+                q["values"] = a.values
+                q["values"].attrs["units"] = "Δd/d" if name == "d" else "deg"
+            h5.attrs["complete"] = True
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# figures
+# ----------------------------------------------------------------------------------------------
+def plot_registration(axes, maps, registration: Registration) -> None:
+    """SXDM intensity with the registered CT envelope outline, and the registration residual."""
+    x, y, step = _grid(maps)
+    extent = (x.min() - step / 2, x.max() + step / 2, y.min() - step / 2, y.max() + step / 2)
+    intensity = np.nan_to_num(np.asarray(maps.intensity, float))
+    axes[0].imshow(intensity / intensity.max(), origin="lower", extent=extent, cmap="magma")
+    t = registration.thickness_on_sxdm
+    axes[0].contour(x, y, t / t.max(), levels=[0.2, 0.6], colors=["c", "w"], linewidths=1)
+    axes[0].set_title(f"SXDM intensity, CT outline (NCC {registration.ncc:.3f})", fontsize=9)
+    lim = float(np.max(np.abs(registration.residual_map))) or 1.0
+    im = axes[1].imshow(
+        registration.residual_map, origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim
+    )
+    axes[1].set_title(f"residual (relative rms {registration.residual_rel:.3f})", fontsize=9)
+    for ax in axes[:2]:
+        ax.set_xlabel("x (µm)")
+        ax.set_ylabel("y (µm)")
+    axes[1].figure.colorbar(im, ax=axes[1], shrink=0.8)
+
+
+def plot_association(ax, result: Association, design_coupling: float | None = None, label: str = "") -> None:
+    """Block averages of the quantity against the projected void fraction, with the fitted coupling."""
+    scale = 1e4 if result.quantity == "d" else 1.0
+    ax.plot(result.void_fraction, result.values * scale, "o", ms=4, alpha=0.8, label=label or None)
+    f = np.linspace(result.void_fraction.min(), result.void_fraction.max(), 2)
+    q0, f0 = result.values.mean(), result.void_fraction.mean()
+    if result.verdict == "association":
+        ax.plot(f, (q0 + result.coupling * (f - f0)) * scale, "-", lw=1, color=ax.lines[-1].get_color())
+    if design_coupling is not None and result.quantity == "d":
+        ax.plot(f, (q0 + design_coupling * (f - f0)) * scale, "k--", lw=1)
+    ax.set_xlabel("projected void fraction (CT)")
+    ax.set_ylabel("Δd/d (1e-4, SXDM)" if result.quantity == "d" else "tilt deviation (deg, SXDM)")
