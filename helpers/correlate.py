@@ -6,9 +6,9 @@ Chain (each step a function; :func:`correlate_files` runs them on result files):
    belong to it) projected along the SXDM beam direction (a CT volume axis): per column, the length of
    the particle envelope and of its voids (µm).
 2. :func:`register`: a rigid 2-D alignment p_ct = R(angle) p_sxdm + shift (µm) of the CT solid
-   (particle minus voids) projection, blurred by the SXDM beam footprint, onto the SXDM intensity map, refined from the
-   user's rough alignment by Nelder–Mead (:func:`scipy.optimize.minimize`) on 1 − NCC (normalised
-   cross-correlation) after a coarse search over angles with
+   (particle minus voids) projection, blurred by the SXDM beam footprint, onto the SXDM intensity
+   map, refined from the user's rough alignment by Nelder–Mead (:func:`scipy.optimize.minimize`) on
+   1 − NCC (normalised cross-correlation) after a coarse search over angles with
    :func:`skimage.registration.phase_cross_correlation` for the shift. The residual (intensity minus the
    best linear function of the resampled thickness, relative to the intensity's rms) is returned; a
    registration with NCC below ``min_ncc`` raises :class:`RegistrationError` (maps and volume of
@@ -262,6 +262,14 @@ def _blocks(
     return out
 
 
+def _rng_keyword(rng: np.random.Generator) -> dict:
+    """SciPy ≥ 1.15 takes ``rng=``, older versions (the workbook supports ≥ 1.11) ``random_state=``."""
+    import scipy
+
+    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    return {"rng": rng} if (major, minor) >= (1, 15) else {"random_state": rng}
+
+
 def association(
     maps,
     ct: CtProjection,
@@ -320,7 +328,7 @@ def association(
         fc = f - f.mean(axis=axis, keepdims=True)
         return np.sum(qc * qc, axis=axis) / np.sum(qc * fc, axis=axis)
 
-    rng = np.random.default_rng(seed)
+    rng = _rng_keyword(np.random.default_rng(seed))
     r = float(pearson(f_b, q_b))
     boot_r = stats.bootstrap(
         (f_b, q_b),
@@ -330,7 +338,7 @@ def association(
         n_resamples=n_resamples,
         confidence_level=confidence,
         method="percentile",
-        rng=rng,
+        **rng,
     )
     boot_k = stats.bootstrap(
         (f_b, q_b),
@@ -340,7 +348,7 @@ def association(
         n_resamples=n_resamples,
         confidence_level=confidence,
         method="percentile",
-        rng=rng,
+        **rng,
     )
     perm = stats.permutation_test(
         (f_b, q_b),
@@ -349,7 +357,7 @@ def association(
         vectorized=True,
         n_resamples=n_resamples,
         alternative="two-sided",
-        rng=rng,
+        **rng,
     )
     r_ci = (float(boot_r.confidence_interval.low), float(boot_r.confidence_interval.high))
     significant = perm.pvalue < alpha and (r_ci[0] > 0 or r_ci[1] < 0)
