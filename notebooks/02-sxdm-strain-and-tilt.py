@@ -147,7 +147,7 @@ print(f"bending: lattice rotates fastest along {bend.gradient_angle_deg:.1f} deg
 print(f"angle between bending axis and stripe lines: {axis_vs_stripes:.1f} deg (paper: perpendicular)")
 print(f"d histogram width dd/d = {d_width:.2e} (paper 4.2e-4)")
 bent = curvature.curvature_from_maps(maps, "particle 1")
-print(f"total curvature {bent.total_curvature_deg:.2f} +- {bent.total_curvature_sigma_deg:.2f} deg across "
+print(f"total curvature {bent.total_curvature_deg:.3f} +- {bent.total_curvature_sigma_deg:.3f} deg across "
       f"{bent.size_um:.2f} um (paper ~0.8 deg); tilt moves along {bent.tilt_direction_deg:.0f} deg in the "
       f"pole figure (0 = east, rocking X; 90 = north, Debye ring Y)")
 
@@ -229,10 +229,12 @@ save_figure(fig, "figs2_peak_widths")
 plt.show()
 
 # %% [markdown]
-# The simulated instrument (`ScanSettings`: σ 0.015° in eta, 1.5 × 1.2 detector pixels) sets the floor
-# of these maps; the widths above it come from the stripes, the bending and the mosaicity under the
-# footprint. The coherent divergence of a 140 nm focus alone already gives a Δd/d floor of the order
-# of the paper's microstrain: measured widths are upper bounds of the sample's (as the SI says).
+# Reading the numbers: the coherent divergence of a 140 nm focus alone gives a Δd/d floor of
+# ≈ 6 × 10⁻⁴ along Z and ≈ 0.04° along the Debye ring — of the order of the paper's microstrain,
+# so at this beam size the instrument's share of Fig. S2 is not negligible and the measured local
+# widths are upper bounds of the sample's (the SI made no correction). The simulated instrument of
+# this sample (`ScanSettings`: σ 0.015° in eta, 1.5 × 1.2 detector pixels) is narrower than that
+# floor along Z and Y, so the widths above understate what a real 140 nm focus would add.
 
 # %% [markdown]
 # ## Explore
