@@ -46,6 +46,7 @@ import helpers
 from helpers import correlate
 from helpers.cli import main as workbook
 from helpers.paths import cache_dir
+from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
 from helpers.synthetic import correlative
 
@@ -56,7 +57,7 @@ helpers.setup()
 sample = correlative.cached_sample(coupled=True)  # the simulated crystal (≈ 30 s the first time)
 input_file = sample["sxdm"]  # ID01 SXDM series (BLISS dataset file) of the particle
 truth = sample["truth"]  # None for your own data
-detector, roi = None, None  # SXDM reader options (see notebook 01)
+detector, roi, geometry = None, None, None  # SXDM reader options (see notebook 01)
 ct_file = sample["ct"]  # its nano-CT scan (NXtomo)
 voxel_size_um = 0.025
 dataset = "/volume_8bit"
@@ -95,7 +96,8 @@ if design is not None:
 # The same call as notebook 02: 3-D centre of mass of every scan point's peak, d and tilt maps.
 
 # %%
-maps = reduce(input_file, detector=detector, roi=roi, method="com", progress=False)
+maps = reduce(open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry), method="com",
+              progress=False)
 print(f"SXDM: {maps.shape[0]} x {maps.shape[1]} points, {int(maps.mask.sum())} in the mask, "
       f"d spread {np.nanstd(maps.d_spacing[maps.mask]) / maps.reference_d:.1e}")
 
