@@ -2,7 +2,7 @@
 
 Cases
 -----
-- ``sample``: the bundled Fig. 1 sample (40 × 40 points × 30 eta × 64² ROI), generated in full.
+- ``sample``: the bundled Fig. 1 sample (40 × 40 points × 20 eta × 64 × 120 ROI), generated in full.
 - ``large``: the Fig. 1 particle on a 40 × 40 × 40-eta × 128² case (truth not written). With
   ``--large-lines N`` < 40 only N scan lines through the particle's middle are simulated and the totals
   are extrapolated linearly to 40 lines (conservative: middle lines are the densest).

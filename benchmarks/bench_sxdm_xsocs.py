@@ -69,7 +69,7 @@ def make_input(n_points: int, n_eta: int, roi_px: int, folder: Path, drift: bool
         return path, truth_path, json.loads(info_path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    particle = SM.fig1_particle(np.random.default_rng(1))
+    particle = SM.compact_striped_particle(np.random.default_rng(1))
     sim = SS.simulate_scan(particle, _settings(n_points, n_eta, roi_px, drift), np.random.default_rng(2))
     SS.write_simulation(sim, path, external_frames=True, compression=None)
     np.savez(truth_path, mean_q=sim.truth.mean_q, intensity=sim.truth.intensity)
@@ -136,7 +136,7 @@ def _true_drift(n_points, n_eta, roi_px, drift):
     from helpers.synthetic import sxdm_model as SM
     from helpers.synthetic import sxdm_scan as SS
 
-    particle = SM.fig1_particle(np.random.default_rng(1))
+    particle = SM.compact_striped_particle(np.random.default_rng(1))
     settings = _settings(n_points, n_eta, roi_px, drift)
     return SS.simulate_scan(particle, settings, np.random.default_rng(2)).truth.drift_um
 

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sxdm-curvature": ("helpers.sxdm.cli_curvature", "radius of curvature from reduced maps"),
     "ct-reconstruct": ("helpers.nanoct.cli", "reconstruct a nano-CT scan out-of-core into HDF5"),
     "ct-analyse": ("helpers.nanoct.cli_analyse", "segment particles, measure shape and voids"),
+    "correlate": ("helpers.cli_correlate", "register SXDM maps and nano-CT voids of one particle, correlate"),
 }
 
 

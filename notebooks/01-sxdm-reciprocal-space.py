@@ -71,13 +71,25 @@ print(f"λ = {series.wavelength_m * 1e10:.3f} Å, distance {series.distance_m:.2
       f"{int(series.pixel_mask.sum())} masked pixels in the ROI")
 print(f"5-D size: {series.n_points * series.n_eta * np.prod(series.frame_shape) * 4 / 1e9:.2f} GB as float32")
 
+# %% [markdown]
+# The simulated crystal is the paper's particle 1 (Fig. 1–2, the only striped one, measured with the
+# 140 nm beam), the same model as particle 1 of notebook 03. Its **design inputs** (set, not measured):
+# 3.2 × 2.6 µm, 1.2 µm thick; a total curvature of **0.8°** across its 3.2 µm length (paper: "≈ 0.8°"),
+# i.e. R = 3.2 µm / 0.8° = 229 µm; the lattice turns about the sample x axis, so its tilt runs
+# **north–south** in the pole figure, the SI's one exception to the east–west tilt of all other
+# particles; 0.44 µm stripes perpendicular to the bending; Δd/d = 4.2 × 10⁻⁴ as the 140 nm beam sees it.
+# Below, the same quantities are measured back on the truth maps of the scan grid.
+
 # %%
 particle, truth, _ = sxdm_samples.load_truth(truth) if truth is not None else (None, None, None)
 if truth is not None:
     design = sxdm_samples.truth_summary(truth, particle.design)
-    print(f"design check of the simulated particle: stripe period {design['stripe_period_um']:.3f} µm "
-          f"(target 0.44), bending R {design['bending_radius_um']:.0f} µm (target 400), "
-          f"Δd/d {design['d_spread_rel']:.2e} (target 4.2e-04)")
+    print(f"design inputs: total curvature {particle.design['total_curvature_deg']:.2f}° over "
+          f"{particle.design['size_um']:.1f} µm (R = {particle.design['bending_radius_um']:.0f} µm), bending "
+          f"axis at {particle.design['bending_axis_angle_deg']:.0f}° from x")
+    print(f"measured on the scan-grid truth: stripe period {design['stripe_period_um']:.3f} µm "
+          f"(design 0.44), bending R {design['bending_radius_um']:.0f} µm, "
+          f"Δd/d {design['d_spread_rel']:.2e} (design 4.2e-04)")
 
 # %% [markdown]
 # ## Method: the scan map
@@ -139,7 +151,7 @@ print(f"RSM grid {rsm.intensity.shape}, {100 * filled:.1f} % of voxels hold a pi
       + ", ".join(f"{e[0] * 1e3:.2f}…{e[-1] * 1e3:.2f}" for e in rsm.edges))
 
 # %% [markdown]
-# With 30 eta maps against 50 bins along X, and a 64-pixel ROI against 100 bins along Y and Z, not
+# With 20 eta maps against 50 bins along X, and a 64 × 120-pixel ROI against 100 bins along Y and Z, not
 # every voxel receives a pixel: the grid is finer than the sampling, as in the paper's choice. The
 # centre of mass is computed on the pixels themselves, so the binning does not bias it.
 
@@ -216,9 +228,10 @@ summary = {
 }
 if truth is not None:
     summary["centre of mass vs truth, Δd/d"] = f"{d_com / d_truth - 1:.1e}"
-    summary["design: stripe period (µm)"] = f"{design['stripe_period_um']:.3f}"
-    summary["design: bending R (µm)"] = f"{design['bending_radius_um']:.0f}"
-    summary["design: Δd/d"] = f"{design['d_spread_rel']:.2e}"
+    summary["design input: total curvature (°)"] = f"{particle.design['total_curvature_deg']:.2f}"
+    summary["truth maps: stripe period (µm)"] = f"{design['stripe_period_um']:.3f}"
+    summary["truth maps: bending R (µm)"] = f"{design['bending_radius_um']:.0f}"
+    summary["truth maps: Δd/d"] = f"{design['d_spread_rel']:.2e}"
 for key, value in summary.items():
     print(f"{key:34s} {value}")
 
@@ -227,7 +240,8 @@ for key, value in summary.items():
 # Qy–Qz frame; with the ID01 geometry every pixel of every frame becomes a Q vector, and one scan
 # point's frames form a 3-D reciprocal-space map whose centre of mass gives the local d-spacing to
 # ~10⁻⁵ and the lattice direction to ~10⁻³ degree from a few thousand counts. The simulated particle
-# reproduces the paper's design targets: 0.44 µm stripes, one bending axis, Δd/d ≈ 4.2 × 10⁻⁴.
+# reproduces the paper's numbers *by construction* (they are its design inputs): 0.44 µm stripes, one
+# bending axis about x with 0.8° total curvature, Δd/d ≈ 4.2 × 10⁻⁴.
 #
 # **What's next:** [02-sxdm-strain-and-tilt](02-sxdm-strain-and-tilt.ipynb) does this for every scan
 # point and maps strain and tilt. To use your own data, set `input_file` in the parameters cell to an

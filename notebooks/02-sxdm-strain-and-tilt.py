@@ -69,10 +69,12 @@ POINT = (20, 16)  # (row = piy index, column = pix index) for the reciprocal-spa
 # %% [markdown]
 # ## Data
 #
-# The bundled sample: the forward model's Fig. 1 particle (notebook 01) scanned with a 140 nm beam on
-# a 40 × 40 raster of 0.1 µm steps, 30 rocking angles, 64 × 64-pixel Maxipix ROI, Poisson noise,
-# monitor fluctuations, hot and dead pixels. Its truth file holds the exact footprint-weighted mean Q
-# of every scan point.
+# The bundled sample: the forward model's particle 1 (notebook 01; the same crystal as #1 of notebook
+# 03) scanned with a 140 nm beam on a 40 × 40 raster of 0.1 µm steps, 20 rocking angles, a 64 × 120-pixel
+# Maxipix ROI, Poisson noise, monitor fluctuations, hot and dead pixels. Its truth file holds the
+# exact footprint-weighted mean Q of every scan point. **Design inputs** of the crystal (notebook 01):
+# 0.8° total curvature across 3.2 µm about the x axis (tilt north–south, the SI's exception for
+# particle 1), 0.44 µm stripes, Δd/d = 4.2 × 10⁻⁴; what follows measures them back from the frames.
 
 # %%
 series = open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
@@ -135,6 +137,8 @@ if truth:
 # perpendicular to it.
 
 # %%
+from helpers.sxdm import curvature
+
 stripes = patterns.stripe_period(maps.d_spacing, maps.mask, maps.x_um, maps.y_um)
 bend = patterns.bending_direction(maps.tilt_xy_deg, maps.mask, maps.x_um, maps.y_um)
 axis_vs_stripes = patterns.angle_between_deg(bend.axis_angle_deg, stripes.normal_angle_deg + 90.0)
@@ -145,6 +149,10 @@ print(f"bending: lattice rotates fastest along {bend.gradient_angle_deg:.1f} deg
       f"axis at {bend.axis_angle_deg:.1f} deg, R = {bend.radius_um:.0f} um")
 print(f"angle between bending axis and stripe lines: {axis_vs_stripes:.1f} deg (paper: perpendicular)")
 print(f"d histogram width dd/d = {d_width:.2e} (paper 4.2e-4)")
+bent = curvature.curvature_from_maps(maps, "particle 1")
+print(f"total curvature {bent.total_curvature_deg:.3f} +- {bent.total_curvature_sigma_deg:.3f} deg across "
+      f"{bent.size_um:.2f} um (paper ~0.8 deg); tilt moves along {bent.tilt_direction_deg:.0f} deg in the "
+      f"pole figure (0 = east, rocking X; 90 = north, Debye ring Y)")
 
 # %%
 if particle:
@@ -152,6 +160,8 @@ if particle:
     assert abs(stripes.period_um - design["stripe_period_um"]) < 0.01
     assert abs(axis_vs_stripes - 90.0) < 3.0
     assert abs(d_width - design["d_spread_rel"]) < 0.3e-4
+    # total tilt from the fitted plane: footprint and 20 % mask shorten the extent by about one step
+    assert abs(bent.total_curvature_deg - design["total_curvature_deg"]) < 0.05
 
 # %% [markdown]
 # ## Figure
@@ -176,8 +186,9 @@ plt.show()
 
 # %% [markdown]
 # **Fig. 2B–C.** Tilt map coloured by azimuth (hue) and magnitude (brightness), and the pole figure whose
-# points carry the same colours; truth below. The colours run from one side to the other along x: the
-# lattice turns about the y axis.
+# points carry the same colours; truth below. The colours run from one side to the other along y: the
+# lattice turns about the x axis and the pole-figure points spread north–south — particle 1 is the one
+# crystal whose tilt is not east–west (paper SI).
 
 # %%
 top = float(np.percentile(maps.tilt_deg[maps.mask], 98))
@@ -187,22 +198,46 @@ sm.plot_pole_figure(axes[0, 1], maps, max_tilt_deg=top, title="pole figure, reco
 sm.plot_map(axes[0, 2], maps, ref["tilt_error_deg"] * 1e3, "tilt error (mdeg)", "cividis", 0, 2)
 sm.plot_tilt_map(axes[1, 0], maps, ref["tilt_deg"], ref["tilt_azimuth_deg"], top, "tilt, truth")
 sm.plot_pole_figure(axes[1, 1], maps, ref["tilt_deg"], ref["tilt_azimuth_deg"], top, "pole figure, truth")
-sm.plot_map(axes[1, 2], maps, maps.tilt_xy_deg[..., 0], "tilt towards X (deg)", "coolwarm")
+sm.plot_map(axes[1, 2], maps, maps.tilt_xy_deg[..., 1], "tilt towards Y (deg)", "coolwarm")
 save_figure(fig, "fig2bc_tilt_pole_figure")
 plt.show()
 
 # %% [markdown]
-# **Fig. S2.** Peak widths σ along X (rocking: mosaicity and curvature under the footprint), Y (along the
-# Debye ring) and Z (along 2θ: local microstrain σ_Z/|Q|, which includes the instrumental width of
-# ≈ 1.5 detector pixels), next to the truth's d spread under the footprint.
+# **Fig. S2.** Peak widths as the paper shows them: the local microstrain Δd/d = σ_Z/|Q| along the
+# scattering direction, and the angular widths σ_X/|Q| (rocking) and σ_Y/|Q| (Debye ring) in degrees
+# (`helpers.sxdm.widths`), next to the truth's d spread under the footprint. The instrumental σ is
+# computed from the beam and detector numbers of the file (focus 140 nm, λ, 55 µm pixels at 1.6 m):
+# the focus's coherent divergence λ/(4πσ_w) is a lower bound (a zone plate illuminated over a larger
+# aperture diverges more; the paper does not give its aperture), the pixel is uniform (σ = p/(L√12)).
+
+# %%
+from helpers.sxdm import widths
+
+instrument = widths.instrumental_widths(0.14e-6, series.wavelength_m, series.pixel_size_m,
+                                        series.distance_m, float(series.delta_deg[0]))
+s2 = widths.fig_s2_widths(maps.sigma_q, q_norm)
+print(f"instrument ({instrument.source}): divergence {instrument.divergence_rad:.1e} rad, "
+      f"pixel {instrument.pixel_rad:.1e} rad -> dd/d {instrument.strain_rel:.1e}, "
+      f"rocking {instrument.rocking_deg:.4f} deg, ring {instrument.ring_deg:.4f} deg")
+for key, unit in (("strain_rel", ""), ("rocking_deg", " deg"), ("ring_deg", " deg")):
+    print(f"median {key} in the mask: {np.median(s2[key][maps.mask]):.2e}{unit}")
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), constrained_layout=True)
-for k, name in enumerate("XYZ"):
-    sm.plot_map(axes[k], maps, maps.sigma_q[..., k] * 1e4, f"σ along {name} (1e-4 Å⁻¹)", "viridis")
+sm.plot_map(axes[0], maps, s2["rocking_deg"] * 1e3, "σ along X, rocking (mdeg)", "viridis")
+sm.plot_map(axes[1], maps, s2["ring_deg"] * 1e3, "σ along Y, Debye ring (mdeg)", "viridis")
+sm.plot_map(axes[2], maps, s2["strain_rel"] * 1e4, "microstrain Δd/d along Z (1e-4)", "viridis")
 sm.plot_map(axes[3], maps, truth_d_spread * 1e4, "truth: d spread / d (1e-4)", "viridis")
 save_figure(fig, "figs2_peak_widths")
 plt.show()
+
+# %% [markdown]
+# Reading the numbers: the coherent divergence of a 140 nm focus alone gives a Δd/d floor of
+# ≈ 6 × 10⁻⁴ along Z and ≈ 0.04° along the Debye ring — of the order of the paper's microstrain,
+# so at this beam size the instrument's share of Fig. S2 is not negligible and the measured local
+# widths are upper bounds of the sample's (the SI made no correction). The simulated instrument of
+# this sample (`ScanSettings`: σ 0.015° in eta, 1.5 × 1.2 detector pixels) is narrower than that
+# floor along Z and Y, so the widths above understate what a real 140 nm focus would add.
 
 # %% [markdown]
 # ## Explore
@@ -249,7 +284,11 @@ ipywidgets.interactive(show_threshold, threshold=(0.02, 0.8, 0.02))
 #   (each point's error bar is in `maps.q_uncertainty`).
 # - The d-map is striped with a period of ≈ 440 nm (paper: ≈ 440 nm); the lattice tilt changes
 #   linearly across the crystal with one bending axis perpendicular to the stripes (paper Fig. 2B);
-#   the d histogram has Δd/d ≈ 4.2 × 10⁻⁴ (paper Fig. 1E).
+#   the d histogram has Δd/d ≈ 4.2 × 10⁻⁴ (paper Fig. 1E); the total curvature is ≈ 0.8° with the tilt
+#   running north–south (particle 1's exception). These are the model's design inputs, measured back
+#   from the frames: they check the chain, not the paper.
+# - Fig. S2's widths: microstrain Δd/d along Z and angular widths in degrees, with the instrumental
+#   share computed from the beam and detector (`helpers.sxdm.widths.instrumental_widths`).
 # - What to try next: `METHOD = "gauss"`; your own file in the parameters cell (with
 #   `truth = None` the truth panels stay empty and the truth checks are skipped); the radius of
 #   curvature from these maps in notebook 04; the benchmark against XSOCS in

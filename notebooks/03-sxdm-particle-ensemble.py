@@ -67,14 +67,17 @@ domain_particle = 8  # the aggregate of Fig. S5
 # ## Data
 #
 # No raw frames of the paper are public. The eight particles are built from the forward model's
-# primitives (`helpers.synthetic.sxdm_ensemble`, WORKBOOK §2) to the paper's story: #1 striped,
+# primitives (`helpers.synthetic.sxdm_ensemble`) to the paper's story: #1 is the striped crystal of
+# notebooks 01–02, the same model (`helpers.synthetic.sxdm_model.fig1_particle`) scanned with the same
+# 140 nm beam, with the design inputs 0.8° total curvature about x (tilt north–south) and 0.44 µm stripes;
 # #2 and #7 nearly featureless, #3 and #8 fused aggregates, #8 two domains with slightly different tilt
 # and d plus small neighbouring crystallites, #4 bent so that its peak sweeps off the detector ROI,
 # #6 a shell with shorter c; every one uniformly bent with a known radius. They are simulated once
 # into the cache folder (`helpers.paths.cache_dir()`, not committed).
 #
 # **How they are reduced here.** With `method = "frames"` every particle is simulated as detector
-# frames in the ID01 BLISS layout (64 × 64-pixel ROI of the Maxipix, Poisson noise, hot and dead
+# frames in the ID01 BLISS layout (64 × 64-pixel ROI of the Maxipix, 64 × 120 for #1 whose peak moves
+# along the Debye ring, Poisson noise, hot and dead
 # pixels, monitor fluctuations, drift between eta maps) and reduced by `helpers.sxdm.reduce.reduce`
 # (3-D centre of mass, 20 % mask) — the same call for all eight. To fit the notebook's 60-s budget the
 # scans use a coarse 0.2 µm step (≈ 30 s for the eight on two cores, cached afterwards); the 80-nm
@@ -234,8 +237,9 @@ plt.show()
 # %% [markdown]
 # Fig. 3A: #1 shows its stripes, #6 its shell with shorter c, #8 the d step between its two halves.
 # Fig. 3B and S4: every particle is a colour ramp — one bending axis, a straight line in the pole
-# figure; #4's ramp runs along Y (the Debye ring), which moves its peak across the detector until it
-# leaves the ROI. In #8 the two halves' tilt offset lies along the same line, so the pole figure alone
+# figure. Most ramps run along X (east–west in the pole figure); #1's and #4's run along Y (the Debye
+# ring). #1 is the paper's one exception to east–west (SI), and its ROI holds the peak's ≈ 100-pixel
+# sweep; #4's peak moves across the detector until it leaves the ROI. In #8 the two halves' tilt offset lies along the same line, so the pole figure alone
 # does not separate them (the d step and the jump in the map do); its small crystallites are the
 # isolated points off the line. Fig. S5: #8's two halves differ by ≈ 0.18° in tilt and 6 × 10⁻⁴ in d; the
 # small crystallites around it each form their own domain.

@@ -24,7 +24,7 @@ STEP_UM = 0.1
 
 
 def _write(folder, drift_um_per_eta, n=40, step=STEP_UM, n_eta=30):
-    particle = SM.fig1_particle(np.random.default_rng(1))
+    particle = SM.compact_striped_particle(np.random.default_rng(1))
     base = SS.ScanSettings()
     r_c, c_c = (int(round(v)) for v in base.beam_center_px)
     theta = np.degrees(np.arcsin(base.wavelength_m * 1e10 / (2 * base.d_ref_A)))

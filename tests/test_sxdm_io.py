@@ -12,7 +12,7 @@ from helpers.synthetic import sxdm_model, sxdm_scan
 
 @pytest.fixture(scope="module")
 def small_sim():
-    particle = sxdm_model.fig1_particle(np.random.default_rng(1), step_um=0.04)
+    particle = sxdm_model.compact_striped_particle(np.random.default_rng(1), step_um=0.04)
     settings = sxdm_scan.ScanSettings(
         n_fast=6, n_slow=5, start_um=(1.5, 1.5), eta_deg=np.linspace(7.3, 7.7, 5), n_hot=3, n_dead=4
     )

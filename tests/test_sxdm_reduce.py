@@ -21,7 +21,7 @@ from helpers.synthetic import sxdm_scan as SS
 
 
 def _write(tmp_path_factory, name, **settings):
-    particle = SM.fig1_particle(np.random.default_rng(1))
+    particle = SM.compact_striped_particle(np.random.default_rng(1))
     base = dict(n_fast=8, n_slow=8, start_um=(0.4, 0.4), step_um=(0.45, 0.45), drift_um_per_eta=0.0,
                 position_jitter_um=0.0)
     base.update(settings)

@@ -14,7 +14,7 @@ SAMPLES: dict[str, tuple[str, str, str]] = {
     "sxdm_fig1_particle": (
         "helpers.synthetic.sxdm_samples",
         "write_fig1_sample",
-        "SXDM series of the Fig. 1 particle (40x40 points, 30 eta, 64x64 ROI) + truth",
+        "SXDM series of the Fig. 1 particle (40x40 points, 20 eta, 64x120 ROI) + truth",
     ),
     "ct_powder_holotomo": (
         "helpers.synthetic.ct_samples",

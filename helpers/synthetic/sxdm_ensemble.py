@@ -1,19 +1,22 @@
 """The paper's 8-particle SXDM ensemble (Fig. 3, S3–S6), built from the forward model's primitives.
 
-Design targets (paper, WORKBOOK §1–2): sizes and bendings whose straight-line fit gives R ≈ 269 µm
+Design targets (paper, Fig. 3 and SI): sizes and bendings whose straight-line fit gives R ≈ 269 µm
 with realistic scatter; particle 3 ≈ 4.3 µm across with 0.51° total tilt (→ 483 µm on its own);
 #3 and #8 fused aggregates of grains with similar orientation; #8 two domains (slightly different tilt
 and d) plus small neighbouring crystallites in the same scan; #4's peak runs off the detector (its
 bending turns Q along the Debye ring, out of the detector ROI); #1 the only striped one; #2 and #7
 nearly featureless; #6 complex (shell + stronger mosaicity).
 
-The radii below were chosen (seeded search, see :data:`SPECS`) so that the through-origin fit of
-Δφ = L/R over particles 1–3, 5–8 at their design sizes gives R = 267 ± 48 µm (slope standard error),
-and the fit with intercept 302 µm — the paper's 269 ± 52 µm with its scatter.
+Particle 1 is the crystal of Fig. 1–2, built by :func:`helpers.synthetic.sxdm_model.fig1_particle`
+(one model for notebooks 01–03: 0.8° total curvature across 3.2 µm, R = 229 µm) and scanned, as in the
+paper, with the 140 nm beam. The other radii were chosen so that the through-origin fit of Δφ = L/R
+over particles 1–3, 5–8 at their design sizes gives R = 270 ± 48 µm (slope standard error) — the
+paper's 269 ± 52 µm.
 
 Every bending axis lies within 10° of the sample y axis (the tilt then turns mostly along the rocking
-direction, which the eta scan follows, as on ID01) except #4, bent about x: its Q sweeps along the
-Debye ring across the detector ROI.
+direction, which the eta scan follows, as on ID01: east–west in the pole figure) except #1 and #4,
+bent about x. #1 is the SI's one exception to east–west (its tilt runs north–south); its detector ROI
+is widened along the Debye ring to hold the peak. #4's Q sweeps along the Debye ring out of its ROI.
 
 Two ways to reduced maps (:func:`ensemble_maps`):
 
@@ -37,7 +40,7 @@ from scipy import ndimage
 
 from helpers.synthetic import sxdm_model as sm
 
-ENSEMBLE_VERSION = "2"
+ENSEMBLE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,23 @@ class ParticleSpec:
 
 
 SPECS: tuple[ParticleSpec, ...] = (
-    ParticleSpec(1, "striped", 3.2, 2.4, 350.0, 92.0, 1.0, "striped (planar defects, period 0.44 µm)"),
+    ParticleSpec(
+        1,
+        "striped",
+        sm.FIG1_DESIGN["size_um"],
+        sm.FIG1_DESIGN["width_um"],
+        round(sm.FIG1_DESIGN["bending_radius_um"], 1),
+        sm.FIG1_DESIGN["bending_axis_angle_deg"],
+        sm.FIG1_DESIGN["thickness_um"],
+        "the Fig. 1-2 crystal: striped, bent 0.8 deg about x (tilt north-south), 140 nm beam",
+    ),
     ParticleSpec(2, "plain", 2.0, 1.6, 410.0, 85.0, 0.8, "nearly featureless"),
     ParticleSpec(3, "aggregate", 4.3, 2.6, 483.0, 95.0, 1.1, "fused aggregate of two similar grains"),
     ParticleSpec(4, "off_detector", 2.6, 2.0, 260.0, 0.0, 1.0, "bent about x: peak runs off the detector"),
     ParticleSpec(5, "plain", 2.8, 2.2, 140.0, 88.0, 0.9, "strongly bent"),
-    ParticleSpec(6, "complex", 3.4, 2.4, 220.0, 97.0, 1.0, "shell with shorter c, mosaic"),
+    ParticleSpec(6, "complex", 3.4, 2.4, 210.0, 97.0, 1.0, "shell with shorter c, mosaic"),
     ParticleSpec(7, "plain", 1.6, 1.3, 470.0, 90.0, 0.7, "nearly featureless, small"),
-    ParticleSpec(8, "domains", 3.6, 2.4, 210.0, 83.0, 1.0, "two domains + small neighbouring crystallites"),
+    ParticleSpec(8, "domains", 3.6, 2.4, 310.0, 83.0, 1.0, "two domains + small neighbouring crystallites"),
 )
 
 #: tilt (ω_x, ω_y) in deg and relative d offset of the second domain of #8 (first: 0, 0, 0)
@@ -88,6 +100,11 @@ def build_particle(s: ParticleSpec, rng: np.random.Generator, fine_step_um: floa
     The particle is centred in a field of view with a 0.5 µm margin (1.2 µm for #8's neighbours); its
     first semi-axis lies along the bending gradient so that its extent there is ``s.size_um``.
     """
+    if s.kind == "striped":
+        model = sm.fig1_particle(rng, step_um=fine_step_um)
+        model.name = f"ensemble_particle_{s.number}"
+        model.design = {**asdict(s), "total_curvature_deg": s.total_curvature_deg}
+        return model
     margin = 1.2 if s.kind == "domains" else 0.5
     grad = s.axis_angle_deg - 90.0
     g = np.radians(grad)
@@ -150,8 +167,10 @@ def scan_settings(
 ):
     """Scan settings covering the field of view at ``scan_step_um``; eta spans the particle's tilts.
 
-    Beam FWHM 80 nm (paper, particles other than Fig. 1's), 64 × 64 px detector ROI.
+    Beam FWHM 80 nm (paper, particles other than Fig. 1's) and a 64 × 64 px detector ROI; particle 1
+    (Fig. 1's crystal) has the 140 nm beam and the bundled sample's ROI, widened along the Debye ring.
     """
+    from helpers.synthetic.sxdm_samples import FIG1_ROI
     from helpers.synthetic.sxdm_scan import ScanSettings
 
     height, width = model.shape
@@ -165,7 +184,8 @@ def scan_settings(
         n_slow=n_slow,
         start_um=(model.origin_um[0] + scan_step_um / 2, model.origin_um[1] + scan_step_um / 2),
         step_um=(scan_step_um, scan_step_um),
-        beam_fwhm_um=(0.08, 0.08),
+        beam_fwhm_um=(sm.FIG1_DESIGN["beam_fwhm_um"],) * 2 if s.kind == "striped" else (0.08, 0.08),
+        roi=FIG1_ROI if s.kind == "striped" else ScanSettings.roi,
         sigma_eta_deg=0.02,
     ).resolved()
     theta = settings.eta_deg.mean()
@@ -252,6 +272,7 @@ _CACHED_BY = (
     "helpers.synthetic.sxdm_model",
     "helpers.synthetic.sxdm_scan",
     "helpers.synthetic.sxdm_ensemble",
+    "helpers.synthetic.sxdm_samples",
     "helpers.sxdm.geometry",
     "helpers.sxdm.io",
     "helpers.sxdm.peaks",

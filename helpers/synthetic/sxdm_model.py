@@ -19,7 +19,8 @@ several times for fused grains or small neighbouring crystallites), :func:`add_b
 radius of curvature R about an in-plane axis), :func:`add_shell` (shell with shorter c),
 :func:`add_stripes` (periodic planar defects in d and intensity), :func:`add_mosaicity` (smooth random
 tilt field + local spread), :func:`add_crystallites` (random small neighbours).
-:func:`fig1_particle` builds the particle of the paper's Fig. 1–2.
+:func:`fig1_particle` builds the paper's particle 1 (Fig. 1–2, design inputs in :data:`FIG1_DESIGN`);
+:func:`compact_striped_particle` a striped test crystal whose peak fits a small detector ROI.
 """
 
 from __future__ import annotations
@@ -322,20 +323,82 @@ def add_crystallites(
     return model
 
 
-def fig1_particle(rng: np.random.Generator, step_um: float = 0.02) -> ParticleModel:
-    """The particle of the paper's Fig. 1–2 (design targets in ``model.design``).
+#: Design inputs of the paper's particle 1 (Fig. 1–2 and the striped #1 of Fig. 3), used by every
+#: notebook that shows it. Paper: total curvature across the crystal ≈ 0.8° (main text, Fig. 2), stripe
+#: period ≈ 440 nm, d histogram Δd/d = 4.2·10⁻⁴ (Fig. 1E), bending perpendicular to the stripes, and
+#: (SI, "tilt orientation maps") every particle's tilt runs east–west except particle 1's: here its
+#: bending axis is the sample x axis, so the lattice turns about x and its pole-figure points spread
+#: north–south (along the Debye ring, Y), not along the rocking direction X.
+FIG1_DESIGN = {
+    "size_um": 3.2,  # extent along the bending gradient (sample y)
+    "width_um": 2.6,  # extent along the bending axis (sample x)
+    "thickness_um": 1.2,
+    "total_curvature_deg": 0.8,
+    "bending_axis_angle_deg": 0.0,
+    "stripe_period_um": 0.44,
+    "stripe_normal_angle_deg": 0.0,
+    "stripe_d_amplitude_rel": 8.65e-4,
+    "shell_um": 0.12,
+    "shell_delta_d_rel": -3e-4,
+    "d_spread_rel": 4.2e-4,
+    "beam_fwhm_um": 0.14,
+}
+FIG1_DESIGN["bending_radius_um"] = FIG1_DESIGN["size_um"] / np.radians(FIG1_DESIGN["total_curvature_deg"])
 
-    A ≈ 3.2 × 2.6 µm faceted platelet, 1.2 µm thick, bent about the y axis with R = 400 µm (tilt along
-    the rocking direction, ≈ 0.45° across the crystal), stripes of period 0.44 µm whose d varies along
-    y (lines parallel to x, so the bending axis y is perpendicular to the stripes), a 0.12 µm shell with
-    shorter c (Δd/d = −3·10⁻⁴), weak random mosaicity. The stripe amplitude (8.3·10⁻⁴) is set so that
-    the d map *as the 140 nm beam sees it* (footprint-weighted truth on the 0.1 µm scan grid, inside
-    the 20 %-intensity mask) has a relative standard deviation of 4.2·10⁻⁴, the paper's Fig. 1E
-    microstrain (:func:`helpers.synthetic.sxdm_samples.truth_summary` measures it; the footprint
-    attenuates a 0.44 µm sinusoid to 0.69 of its amplitude). :func:`d_spread_rel` gives the
-    unblurred fine-grid value (≈ 6·10⁻⁴).
+
+def fig1_particle(rng: np.random.Generator, step_um: float = 0.02) -> ParticleModel:
+    """The paper's particle 1 (Fig. 1–2; the striped #1 of Fig. 3); design inputs in :data:`FIG1_DESIGN`.
+
+    A 3.2 × 2.6 µm faceted platelet (long axis along y), 1.2 µm thick, bent about the x axis with
+    R = 3.2 µm / 0.8° = 229 µm (total tilt 0.8° across the crystal, the lattice turning about x: the
+    tilt points north–south in the pole figure, the SI's one exception to east–west), stripes of period
+    0.44 µm whose d varies along x (lines parallel to y, so the bending axis x is perpendicular to the
+    stripes), a 0.12 µm shell with shorter c (Δd/d = −3·10⁻⁴), weak random mosaicity. The stripe
+    amplitude (8.65·10⁻⁴) is set so that the d map *as the 140 nm beam sees it* (footprint-weighted
+    truth on the 0.1 µm scan grid, inside the 20 %-intensity mask) has a relative standard deviation
+    of ≈ 4.2·10⁻⁴, the paper's Fig. 1E microstrain
+    (:func:`helpers.synthetic.sxdm_samples.truth_summary` measures it). :func:`d_spread_rel` gives the
+    unblurred fine-grid value.
     """
+    des = FIG1_DESIGN
     model = blank_particle((4.0, 4.0), step_um=step_um, name="fig1_particle")
+    semi = (des["size_um"] / 2, des["width_um"] / 2)
+    add_grain(
+        model, (2.0, 2.0), semi, thickness_um=des["thickness_um"], angle_deg=90.0, exponent=3.0, grain_id=1
+    )
+    add_shell(model, des["shell_um"], des["shell_delta_d_rel"])
+    add_stripes(
+        model,
+        des["stripe_period_um"],
+        des["stripe_d_amplitude_rel"],
+        intensity_amplitude=0.15,
+        normal_angle_deg=des["stripe_normal_angle_deg"],
+    )
+    add_bending(model, des["bending_radius_um"], axis_angle_deg=des["bending_axis_angle_deg"])
+    add_mosaicity(model, rng, rms_tilt_deg=0.003, correlation_um=0.4, local_spread_deg=0.01)
+    model.design = {
+        "stripe_period_um": des["stripe_period_um"],
+        "stripe_normal_angle_deg": des["stripe_normal_angle_deg"],
+        "bending_radius_um": des["bending_radius_um"],
+        "bending_axis_angle_deg": des["bending_axis_angle_deg"],
+        "total_curvature_deg": des["total_curvature_deg"],
+        "size_um": des["size_um"],
+        "d_spread_rel": des["d_spread_rel"],
+        "d0_A": D003_A,
+    }
+    return model
+
+
+def compact_striped_particle(rng: np.random.Generator, step_um: float = 0.02) -> ParticleModel:
+    """A striped crystal whose peak stays inside a small detector ROI: a test object, not particle 1.
+
+    3.2 × 2.6 µm platelet (long axis 12° from x), 1.2 µm thick, bent about the y axis with R = 400 µm
+    (≈ 0.45° along the rocking direction, so the peak does not move on the detector), 0.44 µm stripes
+    whose d varies along y (relative amplitude 8.3·10⁻⁴), a 0.12 µm shell with Δd/d = −3·10⁻⁴. The
+    reducer and drift tests use it because a 32–64 pixel ROI holds its whole peak; the paper's particle
+    1 (:func:`fig1_particle`) sweeps ≈ 100 pixels along the Debye ring.
+    """
+    model = blank_particle((4.0, 4.0), step_um=step_um, name="compact_striped_particle")
     add_grain(model, (2.0, 2.0), (1.6, 1.3), thickness_um=1.2, angle_deg=12.0, exponent=3.0, grain_id=1)
     add_shell(model, 0.12, -3e-4)
     add_stripes(model, 0.44, 8.3e-4, intensity_amplitude=0.15, normal_angle_deg=90.0)
@@ -346,7 +409,6 @@ def fig1_particle(rng: np.random.Generator, step_um: float = 0.02) -> ParticleMo
         "stripe_normal_angle_deg": 90.0,
         "bending_radius_um": 400.0,
         "bending_axis_angle_deg": 90.0,
-        "d_spread_rel": 4.2e-4,
         "d0_A": D003_A,
     }
     return model

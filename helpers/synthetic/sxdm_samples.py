@@ -3,8 +3,8 @@
 ``write_fig1_sample(out_folder)`` (registered as ``sxdm_fig1_particle`` in
 :mod:`helpers.synthetic.registry`, run by ``make data``) writes
 
-- ``sxdm_fig1_particle/sxdm_fig1_particle.h5``: BLISS dataset file, 30 entries (one per eta) of a
-  40 × 40-point raster (0.1 µm steps) with 64 × 64-pixel Maxipix ROI frames in
+- ``sxdm_fig1_particle/sxdm_fig1_particle.h5``: BLISS dataset file, 20 entries (one per eta) of a
+  40 × 40-point raster (0.1 µm steps) with 64 × 120-pixel Maxipix ROI frames in
   ``sxdm_fig1_particle/scanNNNN/mpx1x4_0000.h5`` (gzip + shuffle);
 - ``sxdm_fig1_particle_truth.h5``: the particle's fine-grid fields (float32), the exact scan-grid truth
   maps (float64), the drift, the design targets and the scan settings (attributes).
@@ -32,15 +32,30 @@ FIG1_SEED_PARTICLE = 20240501
 FIG1_SEED_SCAN = 20240502
 
 
-def fig1_settings(n_fast: int = 40, n_slow: int = 40) -> sxdm_scan.ScanSettings:
-    """Scan settings of the bundled sample: 140 nm beam, 0.1 µm steps, 30 eta steps of 0.025°, 64² ROI.
+#: Maxipix ROI (rows 2θ, columns Debye ring) of the bundled sample: 120 columns hold the 0.8° bending
+#: of particle 1 about x, which sweeps its peak ≈ 100 pixels along the Debye ring (columns 147–248),
+#: and stop before the chip gap at column 256.
+FIG1_ROI = (278, 342, 136, 256)
 
-    No sample drift between eta maps, so that the truth is exact for every scan point (the sample is
-    the accuracy reference of the analysis notebooks); drift is one knob away
-    (``ScanSettings.drift_um_per_eta``) for the hard cases.
+
+def fig1_settings(n_fast: int = 40, n_slow: int = 40) -> sxdm_scan.ScanSettings:
+    """Scan settings of the bundled sample: 140 nm beam, 0.1 µm steps, 20 eta steps of 0.02°, 64 × 120 ROI.
+
+    Particle 1 bends about x, so its rocking curve is narrow (the eta range covers the instrument width
+    and mosaicity) and its peak moves along the Debye ring instead (:data:`FIG1_ROI`). No sample drift
+    between eta maps, so that the truth is exact for every scan point (the sample is the accuracy
+    reference of the analysis notebooks); drift is one knob away (``ScanSettings.drift_um_per_eta``).
     """
+    from helpers.sxdm import geometry
+
+    theta, _ = geometry.detector_angles_for_d(sxdm_model.D003_A, 1.24e-10)
     return sxdm_scan.ScanSettings(
-        n_fast=n_fast, n_slow=n_slow, beam_fwhm_um=(0.14, 0.14), drift_um_per_eta=0.0
+        n_fast=n_fast,
+        n_slow=n_slow,
+        beam_fwhm_um=(sxdm_model.FIG1_DESIGN["beam_fwhm_um"],) * 2,
+        drift_um_per_eta=0.0,
+        roi=FIG1_ROI,
+        eta_deg=theta + 0.02 * (np.arange(20) - 9.5),
     )
 
 
@@ -201,8 +216,8 @@ def cached_series(name: str, particle, settings, seed: int, force: bool = False,
 def truth_summary(truth: sxdm_scan.ScanTruth, design: dict, mask_fraction: float = 0.2) -> dict:
     """Design targets measured on the scan-grid truth maps (inside ``intensity > mask_fraction·max``).
 
-    - ``stripe_period_um``: period of the d modulation along the stripe normal, from the peak of the
-      zero-padded spectrum of the row-averaged d profile (detrended);
+    - ``stripe_period_um``: period of the d modulation along the stripe normal (x or y), from the peak
+      of the zero-padded spectrum of the line-averaged d profile (detrended);
     - ``bending_radius_um``: 1 / slope of the bending tilt component against the distance across the
       bending axis (least squares; tilt in rad, distance in µm);
     - ``d_spread_rel``: standard deviation / mean of the truth d map (the paper's Δd/d of Fig. 1E).
@@ -210,16 +225,21 @@ def truth_summary(truth: sxdm_scan.ScanTruth, design: dict, mask_fraction: float
     mask = truth.intensity > mask_fraction * np.nanmax(truth.intensity)
     d = truth.mean_d_A
     angle = np.radians(design.get("stripe_normal_angle_deg", 90.0))
-    if not np.isclose(angle % np.pi, np.pi / 2):
-        raise ValueError("truth_summary handles stripes whose d varies along y (normal angle 90°) only")
-    step_y = float(truth.y_um[1, 0] - truth.y_um[0, 0])
-    rows = np.flatnonzero(mask.any(axis=1))
-    profile = np.array([d[j, mask[j]].mean() for j in rows])
+    if np.isclose(angle % np.pi, np.pi / 2):  # d varies along y: average each row
+        step = float(truth.y_um[1, 0] - truth.y_um[0, 0])
+        d_lines, mask_lines = d, mask
+    elif np.isclose(angle % np.pi, 0.0):  # d varies along x: average each column
+        step = float(truth.x_um[0, 1] - truth.x_um[0, 0])
+        d_lines, mask_lines = d.T, mask.T
+    else:
+        raise ValueError("truth_summary handles stripes whose d varies along x or y (normal 0° or 90°) only")
+    rows = np.flatnonzero(mask_lines.any(axis=1))
+    profile = np.array([d_lines[j, mask_lines[j]].mean() for j in rows])
     profile = profile - np.polyval(np.polyfit(rows, profile, 1), rows)
     n_pad = 4096
     spectrum = np.abs(np.fft.rfft(profile * np.hanning(profile.size), n_pad))
-    freqs = np.fft.rfftfreq(n_pad, d=step_y)
-    valid = freqs > 1.0 / (profile.size * step_y)
+    freqs = np.fft.rfftfreq(n_pad, d=step)
+    valid = freqs > 1.0 / (profile.size * step)
     period = 1.0 / freqs[valid][np.argmax(spectrum[valid])]
     axis = np.radians(design.get("bending_axis_angle_deg", 90.0))
     across = truth.x_um * np.sin(axis) - truth.y_um * np.cos(axis)

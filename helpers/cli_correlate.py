@@ -1,0 +1,88 @@
+"""``nmc-workbook correlate``: SXDM maps and nano-CT voids of the same particle, registered and compared."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str = "correlate") -> None:
+    """Options of the ``correlate`` sub-command."""
+    parser.add_argument("maps", type=Path, help="SXDM maps file (nmc-workbook sxdm-maps output)")
+    parser.add_argument(
+        "ct_analysis", type=Path, help="nano-CT analysis file (nmc-workbook ct-analyse output)"
+    )
+    parser.add_argument(
+        "--volume", type=Path, help="grey volume the analysis was run on (default: its input_file)"
+    )
+    parser.add_argument(
+        "--dataset", help="HDF5 dataset of the grey volume (default: the analysis's input_dataset)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+    parser.add_argument(
+        "--angle-deg",
+        type=float,
+        required=True,
+        help="rough in-plane rotation SXDM → CT (deg): p_ct = R(angle) p_sxdm + shift",
+    )
+    parser.add_argument(
+        "--shift-um",
+        type=float,
+        nargs=2,
+        required=True,
+        metavar=("X", "Y"),
+        help="rough shift (µm) of that map; CT (x, y) = (column, row) × voxel size",
+    )
+    parser.add_argument(
+        "--axis", type=int, default=0, help="CT volume axis along the SXDM beam (default 0 = z)"
+    )
+    parser.add_argument("--label", type=int, help="CT cluster label of the particle (default: the largest)")
+    parser.add_argument("--voxel-size-um", type=float, help="CT voxel size when the analysis file lacks it")
+    parser.add_argument("--footprint-um", type=float, help="SXDM beam FWHM in µm (default: the scan step)")
+    parser.add_argument("--block-um", type=float, default=0.3, help="block size of the statistics (µm)")
+    parser.add_argument("--min-ncc", type=float, default=0.9, help="registration acceptance threshold")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Register, associate, write; prints one line per result. Errors raise ValueError/OSError."""
+    from helpers import correlate as cr
+
+    for role, p in (("maps", args.maps), ("CT analysis", args.ct_analysis)):
+        if not Path(p).is_file():
+            raise OSError(f"{role} file {p} does not exist")
+    if args.out.exists() and not args.overwrite:
+        raise OSError(f"{args.out} exists: pass --overwrite to replace it")
+    initial = cr.Alignment(args.angle_deg, tuple(args.shift_um))
+    reg, res = cr.correlate_files(
+        args.maps,
+        args.ct_analysis,
+        initial,
+        volume_path=args.volume,
+        dataset=args.dataset,
+        label=args.label,
+        axis=args.axis,
+        footprint_fwhm_um=args.footprint_um,
+        block_um=args.block_um,
+        voxel_size_um=args.voxel_size_um,
+        min_ncc=args.min_ncc,
+    )
+    inputs = {"maps": args.maps, "ct_analysis": args.ct_analysis}
+    if args.volume is not None:
+        inputs["volume"] = args.volume
+    params = {
+        k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("maps", "ct_analysis")
+    }
+    cr.write_result(args.out, reg, res, inputs, params)
+    a = reg.alignment
+    print(
+        f"registration: angle {a.angle_deg:.2f} deg, shift ({a.shift_um[0]:.3f}, {a.shift_um[1]:.3f}) um, "
+        f"NCC {reg.ncc:.3f}, relative residual {reg.residual_rel:.3f}"
+    )
+    for name, r in res.items():
+        print(
+            f"{name}: r = {r.r:.2f} [{r.r_ci[0]:.2f}, {r.r_ci[1]:.2f}], permutation p = {r.p_value:.4f}, "
+            f"{r.verdict}; coupling {r.coupling:.3g} [{r.coupling_ci[0]:.3g}, {r.coupling_ci[1]:.3g}]"
+        )
+    print(f"written {args.out.name}")
+    return 0

@@ -1,0 +1,48 @@
+"""Fig. S2 widths and the instrumental share (helpers.sxdm.widths), checked on analytic cases."""
+
+import numpy as np
+import pytest
+
+from helpers.sxdm import widths
+
+
+def test_coherent_divergence_of_a_gaussian_focus_matches_its_far_field():
+    """A Gaussian focus of intensity FWHM 140 nm, propagated to the far field by FFT: the angular
+    intensity profile's σ equals the module's λ/(4πσ_w) (to the 1e-3 sampling of the FFT grid)."""
+    lam, fwhm = 1.24e-10, 140e-9
+    x = np.linspace(-4e-6, 4e-6, 2**16, endpoint=False)
+    sigma_w = fwhm / widths.FWHM_PER_SIGMA
+    field = np.exp(-(x**2) / (4 * sigma_w**2))  # intensity exp(−x²/2σ²)
+    far = np.abs(np.fft.fftshift(np.fft.fft(field))) ** 2
+    angle = lam * np.fft.fftshift(np.fft.fftfreq(x.size, x[1] - x[0]))
+    sigma_far = np.sqrt(np.sum(far * angle**2) / np.sum(far))
+    got = widths.instrumental_widths(fwhm, lam, 55e-6, 1.6, 15.04)
+    assert got.divergence_rad == pytest.approx(sigma_far, rel=1e-3)
+    assert got.pixel_rad == pytest.approx(55e-6 / 1.6 / np.sqrt(12))
+
+
+def test_propagation_to_strain_and_angles():
+    """Δd/d = δ/(2 tan θ), X = δ/2, Y = δ/(2 sin θ) for δ = divergence ⊕ pixel (quadrature)."""
+    got = widths.instrumental_widths(140e-9, 1.24e-10, 55e-6, 1.6, 15.04, convergence_full_rad=1e-3)
+    delta = np.hypot(1e-3 / np.sqrt(12), 55e-6 / 1.6 / np.sqrt(12))
+    theta = np.radians(7.52)
+    assert got.strain_rel == pytest.approx(delta / (2 * np.tan(theta)))
+    assert got.rocking_deg == pytest.approx(np.degrees(delta / 2))
+    assert got.ring_deg == pytest.approx(np.degrees(delta / (2 * np.sin(theta))))
+    assert "optic" in got.source
+
+
+def test_fig_s2_maps_and_deconvolution():
+    q = 1.3261
+    sigma = np.array([[q * np.radians(0.02), q * np.radians(0.03), q * 5e-4]])
+    out = widths.fig_s2_widths(sigma, q)
+    assert out["rocking_deg"][0] == pytest.approx(0.02) and out["ring_deg"][0] == pytest.approx(0.03)
+    assert out["strain_rel"][0] == pytest.approx(5e-4)
+    np.testing.assert_allclose(widths.deconvolve(np.array([5.0, 2.0]), 3.0), [4.0, np.nan])
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="beam_fwhm_m"):
+        widths.instrumental_widths(0.0, 1.24e-10, 55e-6, 1.6, 15.0)
+    with pytest.raises(ValueError, match="X, Y, Z"):
+        widths.fig_s2_widths(np.zeros((3, 2)), 1.0)
