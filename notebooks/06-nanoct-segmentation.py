@@ -299,22 +299,31 @@ helpers.save_figure(fig, "fig4_cnr2p3_denoising")
 # %% [markdown]
 # ## Explore
 #
-# Move through the slices and change the watershed dynamic `h` (larger merges more).
+# Move through the slices and change the watershed dynamic `h` (larger merges more); each `h` is
+# segmented once, so moving through the slices only redraws. Below the panel, its default state is
+# stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+import functools
+
+from helpers.widgets import Explorer
+
+segment_with_h = functools.cache(lambda h: seg.segment_particles(volume, threshold=fit.threshold_nmc, h=h))
 
 
-def explore(z=z, h=h_vox):
-    relabelled = seg.segment_particles(volume, threshold=fit.threshold_nmc, h=h)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4.5))
+def draw_slice(fig, z=z, h=h_vox):
+    relabelled = segment_with_h(h)
+    ax = fig.subplots(1, 2)
     seg.plot_slice_overlay(ax[0], volume, relabelled.labels, z)
     seg.plot_labels(ax[1], relabelled.labels, z)
     ax[1].set_title(f"{relabelled.n_particles} particles")
-    plt.show()
 
 
-widgets.interactive(explore, z=(0, volume.shape[0] - 1), h=(0.5, 4.0, 0.5))
+panel = Explorer(draw_slice, figsize=(9, 4.5), z=(0, volume.shape[0] - 1), h=(0.5, 4.0, 0.5))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -272,21 +272,26 @@ plt.show()
 # ## Explore
 #
 # Pick any particle above the size cut: its rendering (corner patches in orange) and its row of the
-# table. The same `render_particle` draws the static figure above.
+# table. The same `render_particle` draws the static figure above. Below the panel, its default state
+# is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
+from helpers.widgets import Explorer
 
-def show_particle(label=int(big["label"].iloc[0])):
+
+def draw_particle(fig, label=int(big["label"].iloc[0])):
     crop = labels[slices[label - 1]] == label
-    fig = plt.figure(figsize=(4.5, 4.5))
     mfig.render_particle(fig.add_subplot(projection="3d"), crop, f"particle {label}")
-    plt.show()
-    print(table.set_index("label").loc[label, columns + ["wadell_sphericity", "too_small"]].to_string())
+    return table.set_index("label").loc[label, columns + ["wadell_sphericity", "too_small"]].to_string()
 
 
-widgets.interactive(show_particle, label=widgets.Dropdown(options=big["label"].tolist()))
+panel = Explorer(draw_particle, figsize=(4.5, 4.5), label=widgets.Dropdown(options=big["label"].tolist()))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

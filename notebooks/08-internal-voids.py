@@ -194,29 +194,33 @@ helpers.save_figure(fig, "figS8_particle_air_histograms")
 # %% [markdown]
 # ## Explore
 #
-# Pick a voided particle and see its void mask and local thickness through its middle slice.
+# Pick a voided particle and see its void mask and local thickness through its middle slice. Below the
+# panel, its default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+from helpers.widgets import Explorer
 
 
-def explore(index=0):
+def draw_voids(fig, index=0):
     lab = int(defective.label.iloc[index])
     box = result.boxes[lab - 1]
     solid = (result.labels[box] == lab) & (volume[box] > fit.void_threshold)
     pv = vd.particle_voids(solid)
     z = solid.shape[0] // 2
-    fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
+    ax = fig.subplots(1, 3)
     ax[0].imshow(volume[box][z], cmap="gray")
     ax[1].imshow(pv.filled_mask[z].astype(int) + pv.void_mask[z], cmap="viridis")
     ax[2].imshow(vd.local_thickness_diameter(pv.void_mask)[z] * voxel_size_um * 1e3, cmap="magma")
     ax[0].set_title(f"particle {lab}")
     ax[1].set_title(f"voids {pv.void_fraction:.1%}, {pv.n_voids} voids")
     ax[2].set_title("local thickness diameter (nm)")
-    plt.show()
 
 
-widgets.interactive(explore, index=(0, len(defective) - 1))
+panel = Explorer(draw_voids, figsize=(10, 3.4), index=(0, len(defective) - 1))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -1,0 +1,89 @@
+"""Every notebook in JupyterLab in a real browser: runs without errors, its widget redraws the figure.
+
+Run with ``make test-browser``. For each notebook: open it in JupyterLab (served from this
+environment on 127.0.0.1), run all cells, fail naming the notebook and cell on an error output or a
+dead kernel, move the first control of the first Explore panel and require the figure's pixels to
+change, time that change, and save a screenshot of the panel (``NMC_BROWSER_SCREENSHOTS``, default
+``docs/``). Timings go to ``NMC_BROWSER_REPORT`` (a JSON file) when it is set.
+"""
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import labdriver as lab  # tests/browser/labdriver.py
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+SELECTION = os.environ.get("NMC_BROWSER_NOTEBOOKS", "")
+if SELECTION:
+    NOTEBOOKS = [n for n in NOTEBOOKS if any(s in n for s in SELECTION.split(","))]
+RESULTS: dict[str, lab.NotebookRun] = {}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Copies of the notebooks (the browser saves its run there, never over the committed files)."""
+    folder = tmp_path_factory.mktemp("lab-notebooks")
+    for name in NOTEBOOKS:
+        shutil.copy2(ROOT / "notebooks" / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(workdir, tmp_path_factory):
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (no browser download)"
+    )
+    executable = lab.chromium_path()
+    if executable is None:
+        pytest.fail("no Chromium found: `apt-get install chromium` (or set NMC_CHROMIUM to its path)")
+    figures = tmp_path_factory.mktemp("figures")
+    started = time.perf_counter()
+    with (
+        lab.LabServer(workdir, env={"NMC_FIGURES_DIR": str(figures)}) as server,
+        playwright_api.sync_playwright() as p,
+    ):
+        context = p.chromium.launch_persistent_context(  # a fresh profile (--user-data-dir) per run
+            tmp_path_factory.mktemp("chromium-profile"),
+            executable_path=executable,
+            headless=True,
+            args=lab.CHROMIUM_FLAGS,
+            viewport={"width": 1500, "height": 1000},
+        )
+        tab = context.pages[0] if context.pages else context.new_page()
+        tab.server = server
+        yield tab
+        context.close()
+    _write_report(time.perf_counter() - started)
+
+
+def _write_report(total_s):
+    target = os.environ.get("NMC_BROWSER_REPORT")
+    rows = {name: {k: v for k, v in vars(r).items() if k != "name"} for name, r in RESULTS.items()}
+    print(f"\nbrowser test wall time {total_s:.0f} s")
+    for name, row in rows.items():
+        print(f"  {name}: run all {row['run_s']:.1f} s, control -> figure {row['figure_change_s']:.2f} s")
+    if target:
+        Path(target).write_text(json.dumps({"wall_s": total_s, "notebooks": rows}, indent=1))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_and_its_widget_redraws(page, workdir, name):
+    record = RESULTS.setdefault(name, lab.NotebookRun(name))
+    saved_after = time.time()
+    lab.run_all_cells(page, page.server, name, record)
+    if not record.problems:
+        record.problems += lab.errors_in_saved_notebook(workdir / name, saved_after)
+    if not record.problems:
+        lab.move_first_control(page, record)
+    shots = Path(os.environ.get("NMC_BROWSER_SCREENSHOTS", ROOT / "docs"))
+    if page.locator(lab.PANEL).count():
+        lab.save_panel_screenshot(page, shots / f"explore_{name[:2]}.png")
+    if record.problems:
+        page.screenshot(path=str(shots / f"failed_{name[:2]}.png"))
+    assert not record.problems, "\n".join(record.problems)
