@@ -326,6 +326,26 @@ panel.show()
 panel.static()  # default state
 
 # %% [markdown]
+# ### The segmented particles in 3-D
+#
+# Turn the segmented particles (drag to rotate, scroll to zoom), coloured by a column of the particle
+# table chosen beside the view; grey particles have no value in that column. Below, the same view as a
+# static figure.
+
+# %% tags=["nbval-ignore-output"]
+from helpers import view3d
+
+surfaces = view3d.label_surfaces(result.labels, voxel_size_um, step=2)
+view3d.population_view(surfaces, particles, ["void_fraction", "volume_um3", "solidity"])
+
+# %%
+fig = plt.figure(figsize=(5.5, 4.5))
+ax = fig.add_subplot(projection="3d")
+colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(particles, "void_fraction"))
+fig.colorbar(colours, ax=ax, shrink=0.6, label="void fraction")
+plt.show()
+
+# %% [markdown]
 # ## Summary
 
 # %%

@@ -223,6 +223,39 @@ panel.show()
 panel.static()  # default state
 
 # %% [markdown]
+# ### Voids in 3-D
+#
+# The particle population coloured by void fraction (or size), then the most voided particle turned
+# in 3-D: its envelope translucent, its voids in magenta as in the paper's Fig. S8. Below each view,
+# the same as a static figure.
+
+# %% tags=["nbval-ignore-output"]
+from helpers import view3d
+
+surfaces = view3d.label_surfaces(result.labels, voxel_size_um, step=2)
+view3d.population_view(surfaces, particles, ["void_fraction", "volume_um3", "n_voids"])
+
+# %%
+fig = plt.figure(figsize=(5.5, 4.5))
+ax = fig.add_subplot(projection="3d")
+colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(particles, "void_fraction"))
+fig.colorbar(colours, ax=ax, shrink=0.6, label="void fraction")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+most_voided = int(particles.sort_values("void_fraction").label.iloc[-1])
+box = result.boxes[most_voided - 1]
+solid = (result.labels[box] == most_voided) & (volume[box] > fit.void_threshold)
+void_mask = vd.particle_voids(solid).void_mask
+view3d.particle_voids_view(solid, void_mask, voxel_size_um)
+
+# %%
+fig = plt.figure(figsize=(4.5, 4.5))
+view3d.plot_particle_voids_static(fig.add_subplot(projection="3d"), solid, void_mask, voxel_size_um,
+                                  f"particle {most_voided}: voids in magenta")
+plt.show()
+
+# %% [markdown]
 # ## Summary
 
 # %%

@@ -126,6 +126,14 @@ class LabServer:
         with urllib.request.urlopen(f"{self.base}/api/{path}?token={self.token}", timeout=10) as reply:
             return json.loads(reply.read())
 
+    def shut_down_kernels(self) -> None:
+        """End every kernel session (each notebook's kernel would otherwise keep its memory and CPU)."""
+        for session in self.api("sessions"):
+            request = urllib.request.Request(
+                f"{self.base}/api/sessions/{session['id']}?token={self.token}", method="DELETE"
+            )
+            urllib.request.urlopen(request, timeout=30).close()
+
     def log_tail(self, n: int = 40) -> str:
         self._log.flush()
         return "\n".join((self._state / "lab.log").read_text().splitlines()[-n:])
@@ -155,6 +163,7 @@ class NotebookRun:
     figure_change_s: float = float("nan")
     control: str = ""
     views_3d: int = 0
+    view3d_s: float = float("nan")
     prompts: list[str] = field(default_factory=list)
 
 
@@ -322,6 +331,44 @@ def move_first_control(page, record: NotebookRun) -> None:
     error = page.locator(f"{PANEL} .nmc-explore-error").first.inner_text().strip()
     if error:
         record.problems.append(f"{record.name}: the widget's draw raised after the move: {error}")
+
+
+VIEW3D = ".nmc-view3d"
+
+
+def _rendered(locator) -> bool:
+    """Whether an element's pixels are not all one colour (a WebGL canvas has drawn something)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        image = Image.open(BytesIO(locator.screenshot(timeout=5000))).convert("L")
+    except Exception:  # not attached or not visible yet
+        return False
+    low, high = image.getextrema()
+    return high - low > 30
+
+
+def time_3d_view(page, record: NotebookRun) -> None:
+    """Re-run the notebook's first 3-D view cell; time until its k3d canvas shows the particles."""
+    cell = page.locator(".jp-CodeCell", has=page.locator(VIEW3D)).first
+    if page.locator(VIEW3D).count() == 0:
+        return
+    record.views_3d = page.locator(VIEW3D).count()
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputArea-editor").first.click()
+    start = time.perf_counter()
+    page.keyboard.press("Control+Enter")
+    time.sleep(0.3)  # the old output is cleared first
+    deadline = time.monotonic() + FIGURE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        canvas = cell.locator(f"{VIEW3D} canvas")
+        if canvas.count() and _rendered(canvas.first):
+            record.view3d_s = time.perf_counter() - start
+            return
+        time.sleep(0.1)
+    record.problems.append(f"{record.name}: the 3-D view drew nothing within {FIGURE_TIMEOUT_S} s (WebGL?)")
 
 
 def save_panel_screenshot(page, path: Path, max_width: int = 900) -> None:

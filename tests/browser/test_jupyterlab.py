@@ -81,9 +81,12 @@ def test_notebook_runs_and_its_widget_redraws(page, workdir, name):
         record.problems += lab.errors_in_saved_notebook(workdir / name, saved_after)
     if not record.problems:
         lab.move_first_control(page, record)
+    if not record.problems:
+        lab.time_3d_view(page, record)
     shots = Path(os.environ.get("NMC_BROWSER_SCREENSHOTS", ROOT / "docs"))
     if page.locator(lab.PANEL).count():
         lab.save_panel_screenshot(page, shots / f"explore_{name[:2]}.png")
+    page.server.shut_down_kernels()
     if record.problems:
         page.screenshot(path=str(shots / f"failed_{name[:2]}.png"))
     assert not record.problems, "\n".join(record.problems)
