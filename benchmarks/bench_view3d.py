@@ -32,9 +32,10 @@ SHAPE = (256, 256, 256)
 # packages each library brings that the workbook does not otherwise need
 K3D_PACKAGES = ["k3d", "anywidget", "traittypes", "msgpack"]
 PYVISTA_PACKAGES = ["pyvista", "vtk", "pooch", "scooby", "pyvista-validation"]
-#: PyVista's interactive Jupyter backend needs trame; wheel sizes (MB) from `pip download --no-deps`
-#: on 2026-12-03, as trame is not installed here
-TRAME_WHEELS_MB = None
+#: PyVista's interactive Jupyter backend needs trame (trame, trame-vtk, trame-vuetify and 12 more:
+#: trame-client/-common/-server, wslink, aiohttp and its 7 deps, more-itertools), not installed here:
+#: `pip download --no-deps` of the 15 wheels on 2026-12-03 gave 11.5 MB, 36.1 MB unpacked
+TRAME_UNPACKED_MB = 36.1
 
 
 def installed_mb(names):
@@ -132,7 +133,8 @@ def main():
     values = {int(k): float(k) for k in np.unique(labels) if k}
     result = {
         "shape": SHAPE, "n_particles": int(labels.max()), "python": sys.version.split()[0],
-        "install_MB": {"k3d": installed_mb(K3D_PACKAGES), "pyvista": installed_mb(PYVISTA_PACKAGES)},
+        "install_MB": {"k3d": installed_mb(K3D_PACKAGES), "pyvista": installed_mb(PYVISTA_PACKAGES),
+                       "pyvista_trame_extra": TRAME_UNPACKED_MB},
         "versions": {n: md.version(n) for n in ("k3d", "pyvista", "vtk") if _has(n)},
         "k3d": time_k3d(labels, values),
         "pyvista": time_pyvista(labels),

@@ -24,7 +24,7 @@ PANEL_CLASS = "nmc-explore"
 #: CSS class of the error line under the figure (empty text while the last draw succeeded)
 ERROR_CLASS = "nmc-explore-error"
 #: the live figure: at most this wide (inches) at this resolution (dots per inch), beside the controls
-LIVE_MAX_WIDTH_IN = 11.0
+LIVE_MAX_WIDTH_IN = 9.0
 LIVE_DPI = 80
 
 
