@@ -90,3 +90,61 @@ def test_notebook_runs_and_its_widget_redraws(page, workdir, name):
     if record.problems:
         page.screenshot(path=str(shots / f"failed_{name[:2]}.png"))
     assert not record.problems, "\n".join(record.problems)
+
+
+BROKEN = {
+    "zz-raises.ipynb": ["x = 1", "raise RuntimeError('a cell that raises')", "y = 2"],
+    "zz-dies.ipynb": ["x = 1", "import os\nos._exit(1)", "y = 2"],
+    "zz-widget-raises.ipynb": [
+        "%matplotlib inline\nfrom helpers.widgets import Explorer",
+        "def draw(fig, n=0):\n    if n > 0:\n        raise ValueError('draw fails for n > 0')\n"
+        "    fig.add_subplot().plot([0, 1])\n\npanel = Explorer(draw, n=(0, 3))\npanel.show()",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def broken_workdir(tmp_path_factory):
+    import nbformat
+
+    folder = tmp_path_factory.mktemp("broken-notebooks")
+    for name, cells in BROKEN.items():
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / name)
+    return folder
+
+
+@pytest.mark.skipif(SELECTION != "", reason="runs with the full notebook set only")
+def test_a_raising_cell_a_dead_kernel_and_a_raising_widget_are_named(broken_workdir, tmp_path_factory):
+    """The checks above can fail: each broken notebook gives a problem naming it and its cell."""
+    from playwright.sync_api import sync_playwright
+
+    found = {}
+    with lab.LabServer(broken_workdir) as server, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile-broken"),
+            executable_path=lab.chromium_path(),
+            headless=True,
+            args=lab.CHROMIUM_FLAGS,
+            viewport={"width": 1500, "height": 1000},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        for name in BROKEN:
+            record = lab.NotebookRun(name)
+            saved_after = time.time()
+            lab.run_all_cells(page, server, name, record)
+            if not record.problems:
+                record.problems += lab.errors_in_saved_notebook(broken_workdir / name, saved_after)
+            if not record.problems:
+                lab.move_first_control(page, record)
+            found[name] = "\n".join(record.problems)
+            server.shut_down_kernels()
+        context.close()
+    assert (
+        "zz-raises.ipynb code cell 2" in found["zz-raises.ipynb"]
+        and "a cell that raises" in found["zz-raises.ipynb"]
+    )
+    assert "zz-dies.ipynb" in found["zz-dies.ipynb"] and "died" in found["zz-dies.ipynb"]
+    assert "draw fails for n > 0" in found["zz-widget-raises.ipynb"]
