@@ -87,8 +87,10 @@ def test_notebook_runs_and_its_widget_redraws(page, workdir, name):
     if page.locator(lab.PANEL).count():
         lab.save_panel_screenshot(page, shots / f"explore_{name[:2]}.png")
     page.server.shut_down_kernels()
-    if record.problems:
-        page.screenshot(path=str(shots / f"failed_{name[:2]}.png"))
+    if record.problems:  # what the page showed, for the failure report (not into docs/)
+        failed = workdir / f"failed_{name[:2]}.png"
+        page.screenshot(path=str(failed))
+        record.problems.append(f"(screenshot of the page: {failed})")
     assert not record.problems, "\n".join(record.problems)
 
 
