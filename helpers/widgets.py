@@ -82,8 +82,8 @@ class Explorer:
         self.error_text = ""
         self.n_draws = 0
 
-    def static(self, **params) -> str | None:
-        """Draw the default state (or ``params`` over it) on an inline figure and show it."""
+    def static(self, **params) -> None:
+        """Draw the default state (or ``params`` over it) on an inline figure; show it and its text."""
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=self.figsize)
@@ -91,7 +91,6 @@ class Explorer:
         plt.show()
         if text:
             print(text)
-        return text
 
     def _control_widgets(self) -> dict:
         import ipywidgets

@@ -277,6 +277,10 @@ def wait_for_steady_figure(panel, steady_s: float = 1.0) -> str | None:
 def move_first_control(page, record: NotebookRun) -> None:
     """Move the first control of the notebook's first Explore panel; time the figure's change."""
     panel = page.locator(PANEL).first
+    try:  # widget views render after the kernel's messages arrive: give them time on a loaded machine
+        page.wait_for_selector(PANEL, state="attached", timeout=FIGURE_TIMEOUT_S * 1000)
+    except Exception:  # playwright's TimeoutError
+        pass
     if page.locator(PANEL).count() == 0:
         record.problems.append(f"{record.name}: no Explore panel ({PANEL}) in the page")
         return

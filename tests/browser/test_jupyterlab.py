@@ -119,20 +119,10 @@ def broken_workdir(tmp_path_factory):
 
 
 @pytest.mark.skipif(SELECTION != "", reason="runs with the full notebook set only")
-def test_a_raising_cell_a_dead_kernel_and_a_raising_widget_are_named(broken_workdir, tmp_path_factory):
+def test_a_raising_cell_a_dead_kernel_and_a_raising_widget_are_named(page, broken_workdir):
     """The checks above can fail: each broken notebook gives a problem naming it and its cell."""
-    from playwright.sync_api import sync_playwright
-
     found = {}
-    with lab.LabServer(broken_workdir) as server, sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("chromium-profile-broken"),
-            executable_path=lab.chromium_path(),
-            headless=True,
-            args=lab.CHROMIUM_FLAGS,
-            viewport={"width": 1500, "height": 1000},
-        )
-        page = context.pages[0] if context.pages else context.new_page()
+    with lab.LabServer(broken_workdir) as server:  # a second server; the same browser page
         for name in BROKEN:
             record = lab.NotebookRun(name)
             saved_after = time.time()
@@ -143,7 +133,6 @@ def test_a_raising_cell_a_dead_kernel_and_a_raising_widget_are_named(broken_work
                 lab.move_first_control(page, record)
             found[name] = "\n".join(record.problems)
             server.shut_down_kernels()
-        context.close()
     assert (
         "zz-raises.ipynb code cell 2" in found["zz-raises.ipynb"]
         and "a cell that raises" in found["zz-raises.ipynb"]
