@@ -1,4 +1,4 @@
-"""Markdown table of a browser-test run: ``python benchmarks/browser_report.py timings.json``.
+"""Markdown table of a browser-test run: ``python benchmarks/browser_report.py timings.json [note]``.
 
 The JSON is what ``make test-browser`` writes when ``NMC_BROWSER_REPORT=timings.json`` is set:
 per notebook the time to run all cells in JupyterLab, the time from moving the Explore panel's first
@@ -17,7 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS_browser.md"
 
 def table(report: dict) -> str:
     rows = [
-        "| notebook | run all cells (s) | control | control moved → new figure (s) | 3-D views "
+        "| notebook | run all cells (s) | control | control moved → new figure (s) | k3d population views "
         "| 3-D cell re-run → drawn (s) |",
         "|---|---:|---|---:|---:|---:|",
     ]
@@ -28,9 +28,9 @@ def table(report: dict) -> str:
     return "\n".join(rows)
 
 
-def main(path: str) -> None:
+def main(path: str, note: str = "") -> None:
     report = json.loads(Path(path).read_text())
-    text = (f"# Browser test: JupyterLab in Chromium\n\n{report.get('header', '')}\n\n"
+    text = (f"# Browser test: JupyterLab in Chromium\n\n{__doc__.split(chr(10), 2)[2].strip()}\n\n{note}\n\n"
             f"Wall time of the browser test (server start to teardown): **{report['wall_s']:.0f} s**.\n\n"
             f"{table(report)}\n")
     RESULTS.write_text(text)
@@ -38,4 +38,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
