@@ -208,7 +208,7 @@ def run_all_cells(page, server: LabServer, name: str, record: NotebookRun) -> No
         prompts = _prompts(page)
         busy = [i for i, p in enumerate(prompts) if "*" in p]
         seen_busy |= bool(busy)
-        running = busy[0] if busy else running
+        running = busy[0] + 1 if busy else running  # 1-based, as in the saved-notebook check
         dialog = _dialog_text(page)
         if "Select Kernel" in dialog:  # asked when the kernel was not started on opening
             page.locator(".jp-Dialog .jp-mod-accept").first.click()
