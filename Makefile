@@ -24,11 +24,12 @@ PY := $(ACTIVE_PY)
 ENV_STAMP :=
 endif
 
-.PHONY: env reproduce test lint lab data bench clean-env help
+.PHONY: env reproduce test test-browser lint lab data bench clean-env help
 
 help:
 	@echo "make reproduce  execute every notebook on the bundled data, figures -> figures/"
 	@echo "make test       unit tests + notebooks compared with their stored outputs (nbval)"
+	@echo "make test-browser  every notebook run in JupyterLab in Chromium, widgets moved, screenshots -> docs/"
 	@echo "make lab        open JupyterLab in the workbook's environment"
 	@echo "make data       regenerate data_samples/ from their seeds"
 	@echo "make bench      side-by-side benchmarks against the peer tools (long)"
@@ -51,6 +52,10 @@ reproduce: env
 test: lint
 	$(PY) -m helpers.cli versions
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# Needs the system Chromium (Debian/Ubuntu: apt-get install chromium); Playwright drives it, no download.
+test-browser: env
+	NMC_BROWSER_TEST=1 $(PY) -m pytest tests/browser -v -s $(PYTEST_ARGS)
 
 # ruff, then the package's dependency rules ([tool.importlinter] in pyproject.toml)
 lint: env

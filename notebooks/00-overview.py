@@ -160,22 +160,26 @@ helpers.save_figure(fig, "fig00_id01_003_geometry")
 # ## Explore
 #
 # Change the wavelength or the c parameter and see where the reflection moves and how the detector's
-# strain window changes.
+# strain window changes. The controls redraw the figure in place; below the panel, its default state
+# is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+from helpers.widgets import Explorer
 
 
-def explore(wavelength=1.24, c=14.214):
-    fig, ax = plt.subplots(figsize=(5, 4))
+def draw_detector(fig, wavelength=1.24, c=14.214):
+    ax = fig.add_subplot()
     image = overview.plot_detector_strain(
         ax, instrument.ID01(wavelength_angstrom=wavelength), instrument.NMC003(c_angstrom=c)
     )
     fig.colorbar(image, ax=ax, label="strain ε (10⁻³)")
-    plt.show()
 
 
-widgets.interactive(explore, wavelength=(0.8, 2.0, 0.02), c=(14.1, 14.3, 0.005))
+panel = Explorer(draw_detector, figsize=(5, 4), wavelength=(0.8, 2.0, 0.02), c=(14.1, 14.3, 0.005))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -196,25 +196,29 @@ helpers.save_figure(fig, "figS1_reciprocal_space_map")
 # ## Explore
 #
 # Pick a scan point and an eta: the frame at that angle and the three slices of that point's 3-D map.
+# Below the panel, its default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+from helpers.widgets import Explorer
 
 
-def explore(slow=point[0], fast=point[1], eta_index=peak_eta):
-    index = slow * series.scan_shape[1] + fast
-    frames_here = rsm_view.point_frames(series, index)
+def draw_point(fig, eta_index=peak_eta, slow=point[0], fast=point[1]):
+    frames_here = rsm_view.point_frames(series, slow * series.scan_shape[1] + fast)
     com_here = rsm_view.centre_of_mass_q(frames_here, q, series.pixel_mask)
     rsm_here = rsm_view.bin_rsm(frames_here, q, series.pixel_mask, com_here, q_grid_shape)
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), layout="constrained")
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, 4)
     rsm_view.plot_frame(axes[0], frames_here[eta_index], series.pixel_mask)
     axes[0].set_title(f"eta {series.eta_deg[eta_index]:.3f}°, d = {sxdm_geometry.d_from_q(com_here):.5f} Å")
     rsm_view.plot_rsm_slices(axes[1:], rsm_here, com_here)
-    plt.show()
 
 
-widgets.interactive(explore, slow=(0, series.scan_shape[0] - 1), fast=(0, series.scan_shape[1] - 1),
-                    eta_index=(0, series.n_eta - 1))
+panel = Explorer(draw_point, figsize=(15, 3.4), eta_index=(0, series.n_eta - 1),
+                 slow=(0, series.scan_shape[0] - 1), fast=(0, series.scan_shape[1] - 1))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -41,7 +41,6 @@
 
 # %%
 # %matplotlib inline
-import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -244,37 +243,44 @@ plt.show()
 #
 # Pick a scan point: its reciprocal-space map on the 50 × 100 × 100 peak-frame grid (the XSOCS view) with
 # the recovered 3-D peak centre (×). Change the mask threshold: the mask, the mean d and the tilt
-# reference follow (no re-reduction).
+# reference follow (no re-reduction). Below each panel, its default state is stored for readers
+# without a running kernel.
 
-# %%
+# %% tags=["nbval-ignore-output"]
+from helpers.widgets import Explorer
+
 q_all = series.q_vectors()
 
 
-def show_point(row=POINT[0], col=POINT[1]):
+def draw_point(fig, row=POINT[0], col=POINT[1]):
     frames = rsm_view.point_frames(series, row * series.scan_shape[1] + col)
     rsm = rsm_view.bin_rsm(frames, q_all, series.pixel_mask, maps.reference_q)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), constrained_layout=True)
-    rsm_view.plot_rsm_slices(axes, rsm, maps.q[row, col])
+    fig.set_layout_engine("constrained")
+    rsm_view.plot_rsm_slices(fig.subplots(1, 3), rsm, maps.q[row, col])
     fig.suptitle(f"point ({row}, {col}): flags {int(maps.flags[row, col])}, "
                  f"strain {maps.strain[row, col]:.2e}, tilt {maps.tilt_deg[row, col]:.3f} deg")
-    plt.show()
 
 
-# %% tags=["nbval-ignore-output"]
-ipywidgets.interactive(show_point, row=(0, maps.shape[0] - 1), col=(0, maps.shape[1] - 1))
-
+point_panel = Explorer(draw_point, figsize=(11, 3.2), row=(0, maps.shape[0] - 1), col=(0, maps.shape[1] - 1))
+point_panel.show()
 
 # %%
-def show_threshold(threshold=MASK_THRESHOLD):
-    m = sm.apply_mask_threshold(maps, threshold)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
-    sm.plot_map(axes[0], m, m.strain * 1e4, f"strain (1e-4), threshold {threshold:.2f}", "RdBu_r", -8, 8)
-    sm.plot_d_histogram(axes[1], m)
-    plt.show()
-
+point_panel.static()  # default state
 
 # %% tags=["nbval-ignore-output"]
-ipywidgets.interactive(show_threshold, threshold=(0.02, 0.8, 0.02))
+def draw_threshold(fig, threshold=MASK_THRESHOLD):
+    m = sm.apply_mask_threshold(maps, threshold)
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, 2)
+    sm.plot_map(axes[0], m, m.strain * 1e4, f"strain (1e-4), threshold {threshold:.2f}", "RdBu_r", -8, 8)
+    sm.plot_d_histogram(axes[1], m)
+
+
+threshold_panel = Explorer(draw_threshold, figsize=(8, 3.2), threshold=(0.02, 0.8, 0.02))
+threshold_panel.show()
+
+# %%
+threshold_panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

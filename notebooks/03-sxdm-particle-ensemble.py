@@ -247,24 +247,31 @@ plt.show()
 # %% [markdown]
 # ## Explore
 #
-# Pick a particle and a mask threshold: its d map, tilt map and pole figure, redrawn.
+# Pick a particle and a mask threshold: its d map, tilt map and pole figure, redrawn in place. Below the
+# panel, its default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
 from helpers.sxdm.maps import apply_mask_threshold
+from helpers.widgets import Explorer
 
 
-def explore(particle=1, mask_threshold=0.2):
+def draw_particle(fig, mask_threshold=0.2, particle=1):
     maps = apply_mask_threshold(ensemble[particle]["maps"], mask_threshold)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), layout="constrained")
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, 3)
     plot_ensemble.plot_d_map(axes[0], maps, "d (Å)")
     plot_ensemble.plot_tilt_map(axes[1], maps, "tilt")
     plot_ensemble.plot_pole_figure(axes[2], maps, "pole figure")
-    plt.show()
 
 
-widgets.interactive(explore, particle=widgets.Dropdown(options=numbers), mask_threshold=(0.05, 0.6, 0.05))
+panel = Explorer(draw_particle, figsize=(10, 3.2), mask_threshold=(0.05, 0.6, 0.05),
+                 particle=widgets.Dropdown(options=numbers, value=1))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -232,31 +232,37 @@ plt.show()
 # %% [markdown]
 # ## Explore
 #
-# Drop or add particles (hold Ctrl/Cmd to select several) and choose the fit: R and its bootstrap
-# interval move. With three particles the interval is wide; below three there is no fit.
+# Choose the fit, drop or add particles (hold Ctrl/Cmd to select several): R and its bootstrap
+# interval move. With three particles the interval is wide; below three there is no fit. Below the
+# panel, its default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
+from helpers.widgets import Explorer
 
-def explore(particles=tuple(used), through_origin=True):
+
+def draw_fit(fig, through_origin=True, particles=tuple(used)):
     chosen = [n for n in particles if analyses[n].curvature is not None]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    sizes = [analyses[n].curvature.size_um for n in chosen]
+    totals = [analyses[n].curvature.total_curvature_deg for n in chosen]
     try:
-        fit = curvature.ensemble_fit([analyses[n].curvature.size_um for n in chosen],
-                                     [analyses[n].curvature.total_curvature_deg for n in chosen],
-                                     through_origin=through_origin, rng=np.random.default_rng(seed))
+        fit = curvature.ensemble_fit(sizes, totals, through_origin=through_origin, rng=np.random.default_rng(seed))
     except ValueError as err:
-        print(err)
-        fit = None
-    plot_ensemble.plot_curvature_fit(ax, [analyses[n].curvature.size_um for n in chosen],
-                                     [analyses[n].curvature.total_curvature_deg for n in chosen],
-                                     [f"#{n}" for n in chosen], fits=[fit] if fit else [])
-    plt.show()
+        fit, note = None, str(err)
+    else:
+        note = None
+    plot_ensemble.plot_curvature_fit(fig.add_subplot(), sizes, totals, [f"#{n}" for n in chosen],
+                                     fits=[fit] if fit else [])
+    return note
 
 
-widgets.interactive(explore, particles=widgets.SelectMultiple(options=list(analyses), value=tuple(used)),
-                    through_origin=True)
+panel = Explorer(draw_fit, figsize=(5.5, 4), through_origin=True,
+                 particles=widgets.SelectMultiple(options=list(analyses), value=tuple(used)))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -304,23 +304,26 @@ plt.show()
 # ## Explore
 #
 # Change δ/β of the Paganin retrieval: small values keep edges sharp but leave phase fringes; large
-# values blur. The paper's 87 is the value for NMC at 29.6 keV (β = δ/87).
-
-
-# %%
-def show_delta_beta(delta_beta=87.0):
-    d = phase.paganin(transmission[0][:, SLICES[0] + SHOW_SLICE], delta_beta, energy, distances[0], pixel)
-    img = recon.reconstruct(d, angles, center, RECON_METHOD)
-    plt.figure(figsize=(4, 4))
-    plt.imshow(img, cmap="gray")
-    plt.title(f"δ/β = {delta_beta:.0f}")
-    plt.show()
-
+# values blur. The paper's 87 is the value for NMC at 29.6 keV (β = δ/87). Below the panel, its
+# default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-ipywidgets.interactive(
-    show_delta_beta, delta_beta=ipywidgets.FloatLogSlider(value=87, base=10, min=0, max=3.5)
-)
+from helpers.widgets import Explorer
+
+
+def draw_delta_beta(fig, delta_beta=87.0):
+    d = phase.paganin(transmission[0][:, SLICES[0] + SHOW_SLICE], delta_beta, energy, distances[0], pixel)
+    ax = fig.add_subplot()
+    ax.imshow(recon.reconstruct(d, angles, center, RECON_METHOD), cmap="gray")
+    ax.set_title(f"δ/β = {delta_beta:.0f}")
+
+
+panel = Explorer(draw_delta_beta, figsize=(4, 4),
+                 delta_beta=ipywidgets.FloatLogSlider(value=87, base=10, min=0, max=3.5))
+panel.show()
+
+# %%
+panel.static()  # default state
 
 # %% [markdown]
 # ## Summary

@@ -393,22 +393,51 @@ helpers.save_figure(fig, "fig4_cnr2p3_denoising")
 # %% [markdown]
 # ## Explore
 #
-# Move through the slices and change the watershed dynamic `h` (larger merges more).
+# Move through the slices and change the watershed dynamic `h` (larger merges more); each `h` is
+# segmented once, so moving through the slices only redraws. Below the panel, its default state is
+# stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+import functools
+
+from helpers.widgets import Explorer
+
+segment_with_h = functools.cache(lambda h: seg.segment_particles(volume, threshold=fit.threshold_nmc, h=h))
 
 
-def explore(z=z, h=h_vox):
-    relabelled = seg.segment_particles(volume, threshold=fit.threshold_nmc, h=h)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4.5))
+def draw_slice(fig, z=z, h=h_vox):
+    relabelled = segment_with_h(h)
+    ax = fig.subplots(1, 2)
     seg.plot_slice_overlay(ax[0], volume, relabelled.labels, z)
     seg.plot_labels(ax[1], relabelled.labels, z)
     ax[1].set_title(f"{relabelled.n_particles} particles")
-    plt.show()
 
 
-widgets.interactive(explore, z=(0, volume.shape[0] - 1), h=(0.5, 4.0, 0.5))
+panel = Explorer(draw_slice, figsize=(9, 4.5), z=(0, volume.shape[0] - 1), h=(0.5, 4.0, 0.5))
+panel.show()
+
+# %%
+panel.static()  # default state
+
+# %% [markdown]
+# ### The segmented particles in 3-D
+#
+# Turn the segmented particles (drag to rotate, scroll to zoom), coloured by a column of the particle
+# table chosen beside the view; grey particles have no value in that column. Below, the same view as a
+# static figure.
+
+# %% tags=["nbval-ignore-output"]
+from helpers import view3d
+
+surfaces = view3d.label_surfaces(result.labels, voxel_size_um, step=2)
+view3d.population_view(surfaces, particles, ["void_fraction", "volume_um3", "solidity"])
+
+# %%
+fig = plt.figure(figsize=(5.5, 4.5))
+ax = fig.add_subplot(projection="3d")
+colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(particles, "void_fraction"))
+fig.colorbar(colours, ax=ax, shrink=0.6, label="void fraction")
+plt.show()
 
 # %% [markdown]
 # ## Summary

@@ -287,21 +287,46 @@ plt.show()
 # ## Explore
 #
 # Pick any particle above the size cut: its rendering (corner patches in orange) and its row of the
-# table. The same `render_particle` draws the static figure above.
+# table. The same `render_particle` draws the static figure above. Below the panel, its default state
+# is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
+from helpers.widgets import Explorer
 
-def show_particle(label=int(big["label"].iloc[0])):
+
+def draw_particle(fig, label=int(big["label"].iloc[0])):
     crop = labels[slices[label - 1]] == label
-    fig = plt.figure(figsize=(4.5, 4.5))
     mfig.render_particle(fig.add_subplot(projection="3d"), crop, f"particle {label}")
-    plt.show()
-    print(table.set_index("label").loc[label, columns + ["wadell_sphericity", "too_small"]].to_string())
+    return table.set_index("label").loc[label, columns + ["wadell_sphericity", "too_small"]].to_string()
 
 
-widgets.interactive(show_particle, label=widgets.Dropdown(options=big["label"].tolist()))
+panel = Explorer(draw_particle, figsize=(4.5, 4.5), label=widgets.Dropdown(options=big["label"].tolist()))
+panel.show()
+
+# %%
+panel.static()  # default state
+
+# %% [markdown]
+# ### The particle population in 3-D
+#
+# Every particle of the phantom, coloured by its equivalent diameter d_eq, sphericity S or Wadell
+# roundness R (chosen beside the view); particles below the size cut have no S or R and are grey.
+# Below, the same view as a static figure.
+
+# %% tags=["nbval-ignore-output"]
+from helpers import view3d
+
+surfaces = view3d.label_surfaces(labels, voxel_size_um, step=2)
+view3d.population_view(surfaces, table, ["d_eq_um", "sphericity", "roundness"])
+
+# %%
+fig = plt.figure(figsize=(5.5, 4.5))
+ax = fig.add_subplot(projection="3d")
+colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(table, "d_eq_um"))
+fig.colorbar(colours, ax=ax, shrink=0.6, label="d_eq (µm)")
+plt.show()
 
 # %% [markdown]
 # ## Summary

@@ -263,29 +263,66 @@ helpers.save_figure(fig, "figS8_particle_air_histograms")
 # %% [markdown]
 # ## Explore
 #
-# Pick a voided particle and see its void mask and local thickness through its middle slice.
+# Pick a voided particle and see its void mask and local thickness through its middle slice. Below the
+# panel, its default state is stored for readers without a running kernel.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
+from helpers.widgets import Explorer
 
 
-def explore(index=0):
+def draw_voids(fig, index=0):
     lab = int(defective.label.iloc[index])
     box = result.boxes[lab - 1]
     solid = (result.labels[box] == lab) & (volume[box] > fit.void_threshold)
     pv = vd.particle_voids(solid)
     z = solid.shape[0] // 2
-    fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
+    ax = fig.subplots(1, 3)
     ax[0].imshow(volume[box][z], cmap="gray")
     ax[1].imshow(pv.filled_mask[z].astype(int) + pv.void_mask[z], cmap="viridis")
     ax[2].imshow(vd.local_thickness_diameter(pv.void_mask)[z] * voxel_size_um * 1e3, cmap="magma")
     ax[0].set_title(f"particle {lab}")
     ax[1].set_title(f"voids {pv.void_fraction:.1%}, {pv.n_voids} voids")
     ax[2].set_title("local thickness diameter (nm)")
-    plt.show()
 
 
-widgets.interactive(explore, index=(0, len(defective) - 1))
+panel = Explorer(draw_voids, figsize=(10, 3.4), index=(0, len(defective) - 1))
+panel.show()
+
+# %%
+panel.static()  # default state
+
+# %% [markdown]
+# ### Voids in 3-D
+#
+# The particle population coloured by void fraction (or size), then the most voided particle turned
+# in 3-D: its envelope translucent, its voids in magenta as in the paper's Fig. S8. Below each view,
+# the same as a static figure.
+
+# %% tags=["nbval-ignore-output"]
+from helpers import view3d
+
+surfaces = view3d.label_surfaces(result.labels, voxel_size_um, step=2)
+view3d.population_view(surfaces, particles, ["void_fraction", "volume_um3", "n_voids"])
+
+# %%
+fig = plt.figure(figsize=(5.5, 4.5))
+ax = fig.add_subplot(projection="3d")
+colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(particles, "void_fraction"))
+fig.colorbar(colours, ax=ax, shrink=0.6, label="void fraction")
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+most_voided = int(particles.sort_values("void_fraction").label.iloc[-1])
+box = result.boxes[most_voided - 1]
+solid = (result.labels[box] == most_voided) & (volume[box] > fit.void_threshold)
+void_mask = vd.particle_voids(solid).void_mask
+view3d.particle_voids_view(solid, void_mask, voxel_size_um)
+
+# %%
+fig = plt.figure(figsize=(4.5, 4.5))
+view3d.plot_particle_voids_static(fig.add_subplot(projection="3d"), solid, void_mask, voxel_size_um,
+                                  f"particle {most_voided}: voids in magenta")
+plt.show()
 
 # %% [markdown]
 # ## Summary

@@ -10,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+# a cell that shows a live widget: ipywidgets.interactive, an Explore panel, a 3-D view
+WIDGET_CALL = re.compile(r"interactive\(|panel\.show\(\)|population_view\(|particle_voids_view\(")
 SKELETON = ["Question", "Setup", "Data", "Figure", "Explore", "Summary", "References"]
 
 
@@ -74,13 +76,16 @@ def test_notebook_has_a_parameters_cell_and_a_tagged_widget_cell(path):
     nb = _load(path)
     tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb["cells"]]
     assert any("parameters" in t for t in tags), f"{path.name}: no cell tagged 'parameters'"
-    widget_cells = [
-        c for c in nb["cells"] if c["cell_type"] == "code" and "interactive" in "".join(c["source"])
-    ]
-    for cell in widget_cells:
-        assert "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []), (
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    widget_cells = [i for i, c in enumerate(code) if WIDGET_CALL.search("".join(c["source"]))]
+    assert widget_cells, f"{path.name}: no Explore widget"
+    for i in widget_cells:
+        assert "nbval-ignore-output" in code[i].get("metadata", {}).get("tags", []), (
             f"{path.name}: a widget cell must be tagged nbval-ignore-output"
         )
+        static = code[i + 1] if i + 1 < len(code) else {"outputs": []}
+        images = [o for o in static.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{path.name}: the widget in code cell {i + 1} needs a stored static figure below it"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
