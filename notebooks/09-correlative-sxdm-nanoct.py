@@ -38,7 +38,6 @@
 
 # %%
 # %matplotlib inline
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -228,20 +227,22 @@ plt.show()
 # first figure below is the default state (0.3 µm, d).
 
 
-# %%
-def explore(block=block_um, quantity="d"):
+# %% tags=["nbval-ignore-output"]
+from helpers.widgets import Explorer
+
+
+def draw_association(fig, block=block_um, quantity="d"):
     res = correlate.association(maps, ct, a, quantity, block_um=block)
-    fig, ax = plt.subplots(figsize=(4.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
     correlate.plot_association(ax, res, design["coupling"] if design else None)
     ax.set_title(f"{res.n_blocks} blocks: r = {res.r:+.2f} [{res.r_ci[0]:+.2f}, {res.r_ci[1]:+.2f}]", fontsize=9)
-    plt.show()
 
+
+panel = Explorer(draw_association, figsize=(4.5, 3.4), block=(0.2, 0.6, 0.05), quantity=["d", "tilt"])
+panel.show()
 
 # %%
-explore()  # the widget's default state, stored for readers without a kernel
-
-# %% tags=["nbval-ignore-output"]
-widgets.interactive(explore, block=(0.2, 0.6, 0.05), quantity=["d", "tilt"])
+panel.static()  # the widget's default state, stored for readers without a kernel
 
 # %% [markdown]
 # ## Summary
