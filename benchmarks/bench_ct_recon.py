@@ -171,7 +171,8 @@ def bench_out_of_core(n_rows: int, n_cols: int, n_angles: int, slab: int, workdi
     import tracemalloc
 
     from helpers import cli as workbook_cli
-    from helpers.nanoct import cli, io
+    from helpers.nanoct import cli_reconstruct as cli
+    from helpers.nanoct import io
 
     angles = np.linspace(0, 2 * np.pi, n_angles, endpoint=False)
     sino = cp.ellipse_sinogram(cp.powder_ellipses(n_cols, rng=0), angles, n_cols).astype(np.float32)
@@ -285,7 +286,8 @@ def write_markdown(result: dict, path: Path) -> None:
             f"{o['process_peak_rss_mb']:.0f} MB | {o['seconds']:.0f} |",
             "",
             "numpy peak: tracemalloc during the run (after the one-time numba compilation); stated bound:",
-            "`helpers.nanoct.cli.memory_bound_bytes`, stored in the output file; process RSS includes the",
+            "`helpers.nanoct.cli_reconstruct.memory_bound_bytes`, stored in the output file;",
+            "process RSS includes the",
             "interpreter and libraries. The bound grows with slab × n_angles × n_cols and the padded frame,",
             "not with the number of slices: at the paper's size (3203 × 2160 × 2560, slab 16, batch 4) it is",
             "1.9 GiB with Paganin and 5.2 GiB with the 4-distance CTF (four padded 4720 × 5120 spectra; the",

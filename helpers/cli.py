@@ -18,9 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("helpers.cli_core", "execute every notebook in order and write the figures"),
     "data": ("helpers.cli_core", "regenerate data_samples/ from their seeds"),
     "versions": ("helpers.cli_core", "print the versions of the workbook's dependencies"),
-    "sxdm-maps": ("helpers.sxdm.cli", "reduce an ID01 SXDM scan series to strain/tilt maps (HDF5)"),
+    "sxdm-maps": ("helpers.sxdm.cli_maps", "reduce an ID01 SXDM scan series to strain/tilt maps (HDF5)"),
     "sxdm-curvature": ("helpers.sxdm.cli_curvature", "radius of curvature from reduced maps"),
-    "ct-reconstruct": ("helpers.nanoct.cli", "reconstruct a nano-CT scan out-of-core into HDF5"),
+    "ct-reconstruct": ("helpers.nanoct.cli_reconstruct", "reconstruct a nano-CT scan out-of-core into HDF5"),
     "ct-analyse": ("helpers.nanoct.cli_analyse", "segment particles, measure shape and voids"),
     "correlate": ("helpers.cli_correlate", "register SXDM maps and nano-CT voids of one particle, correlate"),
 }

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import helpers
-from helpers.nanoct import chain
+from helpers.nanoct import chain, segment_figures
 from helpers.nanoct import segment as seg
 from helpers.nanoct import voids as vd
 from helpers.paths import data_sample
@@ -352,11 +352,11 @@ print(f"flagged and truly defective {np.sum(particles.defective & particles.trul
 # %%
 z = volume.shape[0] // 2
 fig, axes = plt.subplots(2, 2, figsize=(10, 9), layout="constrained")
-seg.plot_phase_fit(axes[0, 0], fit)
+segment_figures.plot_phase_fit(axes[0, 0], fit)
 axes[0, 0].set_title("grey histogram, 3 Gaussians, thresholds ±1σ")
-seg.plot_slice_overlay(axes[0, 1], volume, result.labels, z)
+segment_figures.plot_slice_overlay(axes[0, 1], volume, result.labels, z)
 axes[0, 1].set_title(f"slice z = {z}: particle outlines")
-seg.plot_labels(axes[1, 0], result.labels, z, particles.label[particles.defective].to_numpy())
+segment_figures.plot_labels(axes[1, 0], result.labels, z, particles.label[particles.defective].to_numpy())
 axes[1, 0].set_title("labels (red: flagged defective)")
 axes[1, 1].bar(["paper", "truth", "found"], [paper_defective_share, truth_share, share],
                color=["0.6", "tab:green", "tab:red"])
@@ -372,7 +372,7 @@ axes[0].semilogy(grey_levels, seg.grey_histogram(denoised), color="tab:blue", la
 axes[0].set(xlabel="grey value", ylabel="voxels", title=f"CNR {paper_cnr_32bit:g}: histogram before / after",
             ylim=(10, None))
 axes[0].legend()
-seg.plot_phase_fit(axes[1], fit_low)
+segment_figures.plot_phase_fit(axes[1], fit_low)
 axes[1].axvline(fit_low.threshold_nmc_midpoint, color="tab:purple", ls="--", label="glue/NMC mid-grey")
 axes[1].set_title("three phases fitted after denoising")
 axes[1].legend(fontsize=8)
@@ -408,8 +408,8 @@ segment_with_h = functools.cache(lambda h: seg.segment_particles(volume, thresho
 def draw_slice(fig, z=z, h=h_vox):
     relabelled = segment_with_h(h)
     ax = fig.subplots(1, 2)
-    seg.plot_slice_overlay(ax[0], volume, relabelled.labels, z)
-    seg.plot_labels(ax[1], relabelled.labels, z)
+    segment_figures.plot_slice_overlay(ax[0], volume, relabelled.labels, z)
+    segment_figures.plot_labels(ax[1], relabelled.labels, z)
     ax[1].set_title(f"{relabelled.n_particles} particles")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import main
-from helpers.nanoct import cli as ct_cli
+from helpers.nanoct import cli_reconstruct as ct_cli
 from helpers.nanoct import grey
 from helpers.nanoct import io as ctio
 from helpers.paths import data_sample

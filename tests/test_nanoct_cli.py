@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import cli as workbook_cli
-from helpers.nanoct import cli, io, phase, recon
+from helpers.nanoct import cli_reconstruct as cli
+from helpers.nanoct import io, phase, recon
 from helpers.paths import data_sample
 from helpers.provenance import file_sha256
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from helpers.nanoct import phases
 from helpers.nanoct import segment as seg
 
 GREY = (50.0, 110.0, 190.0)  # air, glue, NMC
@@ -60,7 +61,7 @@ def test_three_phase_fit_recovers_known_gaussians():
     np.testing.assert_allclose(fit.means, mu, atol=0.3)
     np.testing.assert_allclose(fit.sigmas, sd, atol=0.3)
     np.testing.assert_allclose(fit.weights, w, atol=0.005)
-    exact = seg._crossing(np.column_stack([w, mu, sd]).ravel(), 1)
+    exact = phases._crossing(np.column_stack([w, mu, sd]).ravel(), 1)
     assert abs(fit.threshold_nmc - exact) < 0.5
     assert 0 < fit.threshold_nmc_sigma < 0.5
     assert mu[0] < fit.threshold_air < mu[1] < fit.threshold_nmc < mu[2]

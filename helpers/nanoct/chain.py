@@ -49,7 +49,7 @@ def reconstructed_volume(
     Parameters are those of the command (``--phase``, ``--delta-beta``, ``--rings``, ``--method``,
     ``--center``); ``cache_folder`` defaults to ``helpers.paths.cache_dir() / "ct_chain"``.
     """
-    from helpers.nanoct import cli
+    from helpers.nanoct import cli_reconstruct as cli
     from helpers.paths import cache_dir
 
     scan_path = Path(scan_path)

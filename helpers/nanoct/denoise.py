@@ -1,7 +1,7 @@
 """Denoise an 8-bit nano-CT volume block-wise before the three-phase fit and the threshold.
 
 At the paper's contrast-to-noise ratio (CNR = (m_NMC − m_air)/σ_air ≈ 2.3, WORKBOOK §3) the air,
-glue and NMC grey peaks overlap (Ashman's D < 2) and :func:`helpers.nanoct.segment.fit_three_phases`
+glue and NMC grey peaks overlap (Ashman's D < 2) and :func:`helpers.nanoct.phases.fit_three_phases`
 refuses. An edge-preserving filter lowers σ inside each phase more than it blurs the phase edges, so
 the peaks separate again. Three well-kept filters are offered (scikit-image, scipy):
 

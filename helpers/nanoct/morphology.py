@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from helpers.nanoct.particles import touches_border
 from helpers.nanoct.roundness import SURFACE_SIGMA_VOX, smoothed_surface, wadell_roundness
-from helpers.nanoct.segment import touches_border
 
 __all__ = ["COLUMNS", "MIN_D_EQ_VOX", "circumscribed_radius", "inertia_semi_axes", "inscribed_radius",
            "measure_particle", "particle_table", "weighted_median"]

@@ -3,7 +3,8 @@
 Each task gets the input path and a projection range ``i:j`` (a whole number of ``--batch`` batches, at
 least 64 projections, so the flats and darks each task reads and averages are a small share of its
 reading), opens the scan inside the task (``hdf5plugin`` imported there) and runs, batch by batch, the
-same flat/dark correction and retrieval as the in-process pass (:func:`helpers.nanoct.cli._phase_pass`)
+same flat/dark correction and retrieval as the in-process pass
+(:func:`helpers.nanoct.cli_reconstruct._phase_pass`)
 into ``OUT.phase/proj_I_J.h5`` (temporary name, renamed when complete). One writer (this process)
 copies the finished ranges, in order, into ``/projections_retrieved`` and advances its ``done`` counter,
 deleting each file after; a killed run resumes from the counter and joins range files already complete.
@@ -41,10 +42,10 @@ def retrieve_range_task(rng: tuple[int, int], out: str, settings: dict) -> str:
     import hdf5plugin  # noqa: F401 - compression filters in this (worker) process
 
     from helpers.nanoct import io, phase
-    from helpers.nanoct.cli import _open_scans
+    from helpers.nanoct.cli_reconstruct import open_scans
 
     s = SimpleNamespace(**settings)
-    scans = _open_scans(SimpleNamespace(**s.args))  # the command's own options, as in-process
+    scans = open_scans(SimpleNamespace(**s.args))  # the command's own options, as in-process
     flats = [sc.flat_mean() for sc in scans]
     darks = [sc.dark_mean() for sc in scans]
     shifts = [tuple(v) for v in s.shifts] if s.shifts is not None else None

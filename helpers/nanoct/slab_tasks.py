@@ -2,7 +2,8 @@
 
 Each task gets the output file's path and a row range, opens ``/projections_retrieved`` read-only inside
 the task (``hdf5plugin`` imported there), runs the same ring removal and reconstruction per slice as the
-in-process slab pass (:func:`helpers.nanoct.cli._slab_pass`) and writes ``OUT.slabs/slab_A_B.h5`` under a
+in-process slab pass (:func:`helpers.nanoct.cli_reconstruct._slab_pass`) and writes
+``OUT.slabs/slab_A_B.h5`` under a
 temporary name, renamed when complete. Then one writer (this process) copies every finished slab into
 ``/volume``, marks its rows in ``/slice_done`` and deletes the slab file. So a killed run (client or
 worker) resumes without redoing anything: rows already in ``/volume`` are skipped, and slab files that

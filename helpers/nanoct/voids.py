@@ -197,7 +197,7 @@ def analyse_voids(
     """
     import pandas as pd
 
-    from helpers.nanoct.segment import bounding_boxes, padded_box, solidity, touches_border
+    from helpers.nanoct.particles import bounding_boxes, padded_box, solidity, touches_border
     from helpers.nanoct.volume_io import validate_volume
 
     validate_volume(volume, "volume")
@@ -255,7 +255,7 @@ def particle_air_histograms(volume, labels: np.ndarray, label: int, air_threshol
     """
     from scipy import ndimage as ndi
 
-    from helpers.nanoct.segment import bounding_boxes, padded_box
+    from helpers.nanoct.particles import bounding_boxes, padded_box
 
     boxes = bounding_boxes(labels)
     if not 1 <= label <= len(boxes) or boxes[label - 1] is None:
@@ -331,7 +331,7 @@ def voids_from_particle_statistics(
     import pandas as pd
     from scipy import ndimage as ndi
 
-    from helpers.nanoct.segment import bounding_boxes, padded_box
+    from helpers.nanoct.particles import bounding_boxes, padded_box
 
     if labels.shape != tuple(volume.shape):
         raise ValueError(f"labels {labels.shape} and volume {tuple(volume.shape)} must have the same shape")

@@ -186,7 +186,7 @@ def _parse_window(text: str):
     return grey.Window(low, high)
 
 
-def _open_scans(args) -> list[io.TomoScan]:
+def open_scans(args) -> list[io.TomoScan]:
     path = Path(args.input)
     if not path.exists():
         raise OSError(f"{path}: input file not found")
@@ -298,7 +298,9 @@ def _params(args, distances, pixel, energy) -> dict:
     }
 
 
-PROGRAM = "nmc-workbook ct-reconstruct (helpers.nanoct.cli)"
+PROGRAM = "nmc-workbook ct-reconstruct (helpers.nanoct.cli_reconstruct)"
+#: the same command's outputs written before its module was renamed (still resumable / recognised)
+FORMER_PROGRAMS = ("nmc-workbook ct-reconstruct (helpers.nanoct.cli)",)
 
 
 def partial_path(out: str | Path) -> Path:
@@ -314,7 +316,7 @@ def _own_state(path: Path, params: dict, checksum: str) -> str:
 
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("program") != PROGRAM:
+            if f.attrs.get("program") not in (PROGRAM, *FORMER_PROGRAMS):
                 return "foreign"
             same = f.attrs.get("params") == json.dumps(params) and stored_input_sha256(f.attrs) == checksum
             return "same" if same else "other"
@@ -369,7 +371,7 @@ def run(args) -> int:
     _validate_options(args)
     scheduler, workers = getattr(args, "scheduler", None), getattr(args, "workers", None)
     check_scheduler(scheduler, workers)
-    scans = _open_scans(args)
+    scans = open_scans(args)
     distances, pixel, energy = _geometry(args, scans)
     n_proj, n_rows, n_cols = scans[0].shape
     row0, row1 = _parse_slices(args.slices, n_rows)
