@@ -14,7 +14,9 @@ def test_chain_reconstructs_once_and_reuses_the_cache(tmp_path, monkeypatch):
     from scipy import ndimage
 
     first = chain.reconstructed_volume(data_sample("ct_powder3d_scan.h5"), cache_folder=tmp_path)
-    monkeypatch.setattr("helpers.nanoct.cli_reconstruct.run", lambda *a, **k: pytest.fail("reconstructed again"))
+    monkeypatch.setattr(
+        "helpers.nanoct.cli_reconstruct.run", lambda *a, **k: pytest.fail("reconstructed again")
+    )
     again = chain.reconstructed_volume(data_sample("ct_powder3d_scan.h5"), cache_folder=tmp_path)
     assert again.path == first.path and np.array_equal(again.volume_8bit, first.volume_8bit)
     with h5py.File(data_sample("ct_powder3d_truth.h5")) as t:
