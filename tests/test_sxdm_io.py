@@ -8,6 +8,7 @@ import pytest
 
 from helpers.sxdm import io
 from helpers.synthetic import sxdm_model, sxdm_scan
+from helpers.synthetic.bliss_writer import write_bliss_sxdm
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +279,7 @@ def test_writer_rejects_frames_and_metadata_of_the_wrong_shape(small_sim, tmp_pa
     with pytest.raises(ValueError, match="scan line 0: frames have shape"):
         sxdm_scan.write_simulation(sim, tmp_path / "a" / "a.h5", frame_lines=bad_lines)
     with pytest.raises(ValueError, match="monitor has shape"):
-        io.write_bliss_sxdm(
+        write_bliss_sxdm(
             tmp_path / "b.h5",
             eta_deg=[7.0],
             frame_lines=[],

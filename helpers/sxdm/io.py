@@ -1,4 +1,4 @@
-"""ID01 SXDM files: write and read the BLISS multi-entry layout, read XSOCS master files, stream frames.
+"""ID01 SXDM files: read the BLISS multi-entry layout and XSOCS master files as one series, stream frames.
 
 Reading (stable API; other modules code against it)
 ---------------------------------------------------
@@ -31,31 +31,20 @@ Reading (stable API; other modules code against it)
 ``SxdmSeries.read_points(point_slice)``, ``SxdmSeries.q_vectors()`` → (n_eta, ny, nx, 3) 1/Å via
 :func:`helpers.sxdm.geometry.pixel_q_vectors`.
 
-Writing
--------
-``write_bliss_sxdm(path, ...)`` writes the real ID01 layout: a dataset file with one ``N.1`` entry per
-eta (``title`` ``asxdm( pix, x0, x1, nx, piy, y0, y1, ny, expo )``, ``start_time``, ``technique``,
-``instrument/<det>/{beam_center_x, beam_center_y, distance, x_pixel_size, y_pixel_size, pixel_mask,
-image}``, ``instrument/monochromator/{WaveLength (m), Energy (keV)}``, ``instrument/positioners/{eta,
-phi, nu, delta, pix, piy, piz}``, ``instrument/{pix_position, piy_position}/value``,
-``instrument/mon1/data``, ``measurement/{<det>, mon1, pix_position, piy_position}`` soft links) and the
-frames in per-scan detector files ``scanNNNN/<det>_0000.h5`` (Lima layout ``/entry_0000/measurement/data``)
-reached through an HDF5 virtual dataset, or inside the dataset file (``external_frames=False``).
-Frames cropped to a detector ROI are stored with ``beam_center_x/y`` relative to the stored image (so
-XSOCS, which assumes an uncropped image, converts them correctly) plus ``image_roi_offset`` (row, col)
-and ``detector_shape``; the reader adds the offset back. ``pixel_mask`` is stored for the full detector.
+The BLISS *writer* used by the simulators is :func:`helpers.synthetic.bliss_writer.write_bliss_sxdm`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from helpers.sxdm import calibration
 from helpers.sxdm import geometry as geo
 
 DETECTOR_ALIASES = ("mpx1x4", "mpxgaas", "maxipix", "mpx4", "eiger2M", "merlin", "andor_zyla", "detector")
@@ -119,195 +108,6 @@ def parse_sxdm_title(title: str) -> dict:
         raise ValueError(f"scan title {title!r}: cannot read the scan grid ({err})") from err
 
 
-# --------------------------------------------------------------------------------------------- writer
-
-
-def write_bliss_sxdm(
-    path,
-    *,
-    eta_deg,
-    frame_lines: Iterable[tuple[int, np.ndarray]],
-    scan_shape: tuple[int, int],
-    scan_start_um: tuple[float, float],
-    scan_end_um: tuple[float, float],
-    positions_um: np.ndarray,
-    monitor: np.ndarray,
-    wavelength_m: float,
-    distance_m: float,
-    pixel_size_m: float,
-    beam_center_px: tuple[float, float],
-    pixel_mask: np.ndarray,
-    roi: tuple[int, int, int, int] | None = None,
-    phi_deg: float = 0.0,
-    nu_deg: float = 0.0,
-    delta_deg: float = 0.0,
-    exposure_s: float = 0.01,
-    detector: str = "mpx1x4",
-    external_frames: bool = True,
-    first_scan: int = 1,
-    position_names: tuple[str, str] = ("pix_position", "piy_position"),
-    monitor_name: str = "mon1",
-    start_time: str = "2026-01-01T00:00:00",
-    compression: str | None = "gzip",
-    title_command: str = "asxdm",
-    attrs: dict | None = None,
-    frame_dtype=np.int32,
-) -> Path:
-    """Write an SXDM series in the ID01 BLISS layout (see module docstring); returns the dataset path.
-
-    Parameters
-    ----------
-    frame_lines : iterable of (slow index, frames (n_fast, n_eta, ny, nx) integer counts)
-        One scan line at a time (so a big series never sits in memory), lines in order.
-    scan_shape : (n_slow, n_fast)
-    positions_um : (n_eta, n_points, 2) measured (x = pix, y = piy) piezo positions (µm).
-    monitor : (n_eta, n_points) monitor counts.
-    beam_center_px : (row, col) of the direct beam in full-detector pixels.
-    pixel_mask : full-detector bool mask (True = bad).
-    roi : (row0, row1, col0, col1) of the stored frames in the full detector (None: whole detector).
-    attrs : extra attributes (provenance) written on the file root.
-    frame_dtype : dtype of the stored frames; int32 as BLISS stores Maxipix frames at ID01.
-    """
-    path = Path(path)
-    eta = np.asarray(eta_deg, dtype=np.float64)
-    n_eta = eta.size
-    n_slow, n_fast = (int(v) for v in scan_shape)
-    n_points = n_slow * n_fast
-    mask = np.asarray(pixel_mask, dtype=bool)
-    roi = (0, mask.shape[0], 0, mask.shape[1]) if roi is None else tuple(int(v) for v in roi)
-    geo.check_roi(roi, mask.shape)
-    ny, nx = roi[1] - roi[0], roi[3] - roi[2]
-    positions_um = np.asarray(positions_um, dtype=np.float64)
-    monitor = np.asarray(monitor, dtype=np.float64)
-    if positions_um.shape != (n_eta, n_points, 2):
-        raise ValueError(f"positions_um has shape {positions_um.shape}, expected {(n_eta, n_points, 2)}")
-    if monitor.shape != (n_eta, n_points):
-        raise ValueError(f"monitor has shape {monitor.shape}, expected {(n_eta, n_points)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    energy_kev = geo.energy_from_wavelength_kev(wavelength_m)
-    title = (
-        f"{title_command}( pix, {scan_start_um[0]:g}, {scan_end_um[0]:g}, {n_fast}, "
-        f"piy, {scan_start_um[1]:g}, {scan_end_um[1]:g}, {n_slow}, {exposure_s:g} )"
-    )
-    comp = {"compression": compression, "shuffle": True} if compression else {}
-    if compression == "gzip":
-        comp["compression_opts"] = 6
-    chunks = (n_fast, ny, nx)
-    scans = [f"{first_scan + k}.1" for k in range(n_eta)]
-    det_files = []
-    with h5py.File(path, "w") as h5:
-        h5.attrs["NX_class"] = "NXroot"
-        h5.attrs["creator"] = "helpers.sxdm.io.write_bliss_sxdm (ID01 BLISS layout)"
-        for key, value in (attrs or {}).items():
-            h5.attrs[key] = value
-        for k, scan in enumerate(scans):
-            entry = h5.create_group(scan)
-            entry.attrs["NX_class"] = "NXentry"
-            entry["title"] = title
-            entry["start_time"] = start_time
-            entry["end_time"] = start_time
-            tech = entry.create_group("technique")
-            tech.attrs["NX_class"] = "NXcollection"
-            tech["scan_type"] = "sxdm"
-            instr = entry.create_group("instrument")
-            instr.attrs["NX_class"] = "NXinstrument"
-            det = instr.create_group(detector)
-            det.attrs["NX_class"] = "NXdetector"
-            det["beam_center_y"] = float(beam_center_px[0] - roi[0])
-            det["beam_center_x"] = float(beam_center_px[1] - roi[2])
-            det["beam_center_y"].attrs["units"] = "pixel"
-            det["beam_center_x"].attrs["units"] = "pixel"
-            det["distance"] = float(distance_m)
-            det["distance"].attrs["units"] = "m"
-            det["x_pixel_size"] = float(pixel_size_m)
-            det["y_pixel_size"] = float(pixel_size_m)
-            det["x_pixel_size"].attrs["units"] = "m"
-            det["y_pixel_size"].attrs["units"] = "m"
-            det.create_dataset("pixel_mask", data=mask.astype(np.uint8), compression="gzip", shuffle=True)
-            det["image_roi_offset"] = np.array([roi[0], roi[2]], dtype=np.int64)
-            det["detector_shape"] = np.array(mask.shape, dtype=np.int64)
-            mono = instr.create_group("monochromator")
-            mono.attrs["NX_class"] = "NXmonochromator"
-            mono["WaveLength"] = float(wavelength_m)
-            mono["WaveLength"].attrs["units"] = "m"
-            mono["Energy"] = float(energy_kev)
-            mono["Energy"].attrs["units"] = "keV"
-            pos = instr.create_group("positioners")
-            pos.attrs["NX_class"] = "NXcollection"
-            for name, value in (
-                ("eta", eta[k]),
-                ("phi", phi_deg),
-                ("nu", nu_deg),
-                ("delta", delta_deg),
-                ("pix", positions_um[k, 0, 0]),
-                ("piy", positions_um[k, 0, 1]),
-                ("piz", 0.0),
-            ):
-                pos[name] = float(value)
-            meas = entry.create_group("measurement")
-            meas.attrs["NX_class"] = "NXcollection"
-            for axis, name in enumerate(position_names):
-                grp = instr.create_group(name)
-                grp.attrs["NX_class"] = "NXpositioner"
-                grp["value"] = positions_um[k, :, axis]
-                grp["value"].attrs["units"] = "um"
-                meas[name] = h5py.SoftLink(f"/{scan}/instrument/{name}/value")
-            mon = instr.create_group(monitor_name)
-            mon.attrs["NX_class"] = "NXdetector"
-            mon["data"] = monitor[k]
-            meas[monitor_name] = h5py.SoftLink(f"/{scan}/instrument/{monitor_name}/data")
-            if external_frames:
-                rel = Path(f"scan{first_scan + k:04d}") / f"{detector}_0000.h5"
-                det_files.append((path.parent / rel, rel))
-                layout = h5py.VirtualLayout(shape=(n_points, ny, nx), dtype=frame_dtype)
-                layout[:] = h5py.VirtualSource(
-                    str(rel), "/entry_0000/measurement/data", shape=(n_points, ny, nx)
-                )
-                det.create_virtual_dataset("image", layout, fillvalue=0)
-            else:
-                det.create_dataset(
-                    "image", shape=(n_points, ny, nx), dtype=frame_dtype, chunks=chunks, **comp
-                )
-            det["image"].attrs["interpretation"] = "image"
-            meas[detector] = h5py.SoftLink(f"/{scan}/instrument/{detector}/image")
-
-    def _targets():
-        if external_frames:
-            handles = []
-            for full, _ in det_files:
-                full.parent.mkdir(parents=True, exist_ok=True)
-                handle = h5py.File(full, "w")
-                handles.append(handle)
-                grp = handle.create_group("entry_0000/measurement")
-                grp.create_dataset("data", shape=(n_points, ny, nx), dtype=frame_dtype, chunks=chunks, **comp)
-                handle["entry_0000/instrument/" + detector + "/data"] = grp["data"]
-            return handles, [h["entry_0000/measurement/data"] for h in handles]
-        handle = h5py.File(path, "a")
-        return [handle], [handle[f"{scan}/instrument/{detector}/image"] for scan in scans]
-
-    handles, targets = _targets()
-    try:
-        seen = 0
-        for j, line in frame_lines:
-            line = np.asarray(line)
-            if line.shape != (n_fast, n_eta, ny, nx):
-                raise ValueError(
-                    f"scan line {j}: frames have shape {line.shape}, expected {(n_fast, n_eta, ny, nx)}"
-                )
-            for k, target in enumerate(targets):
-                target[j * n_fast : (j + 1) * n_fast] = line[:, k]
-            seen += 1
-        if seen != n_slow:
-            raise ValueError(f"got {seen} scan lines, expected {n_slow}")
-    finally:
-        for handle in handles:
-            handle.close()
-    return path
-
-
-# --------------------------------------------------------------------------------------------- reader
-
-
 def open_hdf5(path: Path) -> h5py.File:
     """An SXDM file opened read-only, with the compression filters of real detector files registered."""
     try:  # real Lima detector files are bitshuffle/LZ4-compressed: register the filters if available
@@ -328,17 +128,6 @@ def _entry_number(name: str) -> tuple[float, str]:
     except ValueError:
         match = re.search(r"(\d+)(?:\.(\d+))?$", name)
         return (float(match.group(0)) if match else float("inf")), name
-
-
-def _detect_kind(h5: h5py.File) -> str:
-    for name in h5:
-        link = h5.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            return "xsocs"
-        obj = h5.get(name)
-        if isinstance(obj, h5py.Group) and "instrument/detector/chan_per_deg_dim0" in obj:
-            return "xsocs"
-    return "bliss"
 
 
 def list_sxdm_scans(path) -> list[dict]:
@@ -546,13 +335,6 @@ def _find_detector(path: Path, entry: h5py.Group, scan: str, detector: str | Non
     return found[0]
 
 
-def _scalar(path: Path, group: h5py.Group, key: str, what: str):
-    if key not in group:
-        raise KeyError(f"{path}: {group.name}/{key} ({what}) is missing")
-    value = np.asarray(group[key][()])
-    return value.ravel()[0] if value.size else value
-
-
 def _check_vds_sources(path: Path, dset: h5py.Dataset, where: str):
     if not dset.is_virtual:
         return
@@ -668,7 +450,7 @@ def open_sxdm_series(
                 )
             chosen.append(by_name[name])
     with open_hdf5(path) as h5:
-        kind = _detect_kind(h5)
+        kind = "xsocs" if calibration.is_xsocs_master(h5) else "bliss"
         first = h5[chosen[0]["scan"]]
         det = _find_detector(path, first, chosen[0]["scan"], detector, kind)
         grid = parse_sxdm_title(chosen[0]["title"])
@@ -780,76 +562,12 @@ def _read_entry(
             )
         angles[name] = float(np.asarray(pos_grp[key][()]).ravel()[0])
     if kind == "bliss":
-        dgrp = entry[f"instrument/{det}"]
-        offset = (
-            tuple(int(v) for v in np.asarray(dgrp["image_roi_offset"][()]))
-            if "image_roi_offset" in dgrp
-            else (0, 0)
-        )
-        if "distance_m" in geometry:
-            distance_m = float(geometry["distance_m"])
-        else:
-            distance_m = float(_scalar(path, dgrp, "distance", "sample-detector distance, m"))
-        if "pixel_size_m" in geometry:
-            px = py = float(geometry["pixel_size_m"])
-        else:
-            px = float(_scalar(path, dgrp, "x_pixel_size", "pixel size, m"))
-            py = float(_scalar(path, dgrp, "y_pixel_size", "pixel size, m"))
-        if "beam_center_px" in geometry:
-            bc = (geometry["beam_center_px"][0] - offset[0], geometry["beam_center_px"][1] - offset[1])
-        else:
-            bc = (
-                float(_scalar(path, dgrp, "beam_center_y", "direct-beam row, pixels")),
-                float(_scalar(path, dgrp, "beam_center_x", "direct-beam column, pixels")),
-            )
-        mono = entry.get("instrument/monochromator")
-        if "wavelength_m" in geometry:
-            wavelength_m = float(geometry["wavelength_m"])
-        elif mono is not None and "WaveLength" in mono:
-            wavelength_m = float(_scalar(path, mono, "WaveLength", "wavelength, m"))
-            if wavelength_m > 1e-6:  # stored in Å by some versions
-                wavelength_m *= 1e-10
-        elif mono is not None and ("Energy" in mono or "energy" in mono):
-            energy = float(_scalar(path, mono, "Energy" if "Energy" in mono else "energy", "energy, keV"))
-            wavelength_m = geo.wavelength_from_energy_m(energy / 1000.0 if energy > 1000 else energy)
-        else:
-            raise KeyError(f"{path}: /{scan}/instrument/monochromator has neither WaveLength nor Energy")
-        mask_full = None
-        if "pixel_mask" in dgrp:
-            mask_full = np.asarray(dgrp["pixel_mask"][()]).astype(bool)
-        if "detector_shape" in dgrp:
-            det_shape = tuple(int(v) for v in np.asarray(dgrp["detector_shape"][()]))
-        elif mask_full is not None:
-            det_shape = mask_full.shape
-        else:
-            det_shape = (offset[0] + frame_shape[0], offset[1] + frame_shape[1])
+        cal = calibration.bliss_calibration(path, entry, scan, det, frame_shape, geometry)
     else:
-        dgrp = entry["instrument/detector"]
-        energy_ev = float(_scalar(path, dgrp, "beam_energy", "beam energy, eV"))
-        wavelength_m = geo.wavelength_from_energy_m(energy_ev / 1000.0)
-        chpdeg = float(_scalar(path, dgrp, "chan_per_deg_dim0", "channels per degree"))
-        # XSOCS keeps only channels per degree = tan(1°)·distance/pixel; the distance is set to 1 m
-        distance_m = 1.0
-        px = py = float(np.tan(np.radians(1.0)) / chpdeg)
-        bc = (
-            float(_scalar(path, dgrp, "center_chan_dim0", "direct-beam row")),
-            float(_scalar(path, dgrp, "center_chan_dim1", "direct-beam column")),
-        )
-        offset = (
-            tuple(int(v) for v in np.asarray(dgrp["image_roi_offset"][()]))
-            if "image_roi_offset" in dgrp
-            else (0, 0)
-        )
-        mask_full = None
-        det_shape = (offset[0] + frame_shape[0], offset[1] + frame_shape[1])
-    if kind == "xsocs":
-        wavelength_m = float(geometry.get("wavelength_m", wavelength_m))
-        if "distance_m" in geometry or "pixel_size_m" in geometry:
-            ratio = px / distance_m  # XSOCS fixes only the pixel angle: keep it unless both are given
-            distance_m = float(geometry.get("distance_m", distance_m))
-            px = py = float(geometry.get("pixel_size_m", ratio * distance_m))
-        if "beam_center_px" in geometry:
-            bc = (geometry["beam_center_px"][0] - offset[0], geometry["beam_center_px"][1] - offset[1])
+        cal = calibration.xsocs_calibration(path, entry, frame_shape, geometry)
+    wavelength_m, distance_m, (py, px) = cal["wavelength_m"], cal["distance_m"], cal["pixel_size_m"]
+    bc, offset = cal["beam_center_px"], cal["offset"]
+    mask_full, det_shape = cal["mask_full"], cal["detector_shape"]
     if not np.isclose(px, py, rtol=1e-9):
         raise ValueError(f"{path}: /{scan}: non-square pixels ({py} x {px} m) are not supported")
     stored_roi = (offset[0], offset[0] + frame_shape[0], offset[1], offset[1] + frame_shape[1])

@@ -28,7 +28,7 @@ API
 ``ScanSettings`` (dataclass of all knobs), ``simulate_scan(particle, settings, rng) -> SxdmSimulation``
 (frames generated line by line: ``SxdmSimulation.iter_lines()`` yields (slow index, frames uint32
 (n_fast, n_eta, ny, nx)); ``frames()`` materialises all for small cases), ``ScanTruth``,
-``write_simulation(sim, path, ...)`` (BLISS layout via :func:`helpers.sxdm.io.write_bliss_sxdm`),
+``write_simulation(sim, path, ...)`` (BLISS layout via :mod:`helpers.synthetic.bliss_writer`),
 ``maxipix_gap_mask(shape)``.
 """
 
@@ -441,13 +441,13 @@ def _truth(particle, s, cells, q_cells, sig_beam, drift, jac) -> ScanTruth:
 
 
 def write_simulation(sim: SxdmSimulation, path, external_frames: bool = True, frame_lines=None, **kwargs):
-    """Write a simulated scan in the ID01 BLISS layout (:func:`helpers.sxdm.io.write_bliss_sxdm`).
+    """Write a simulated scan in the ID01 BLISS layout (:mod:`helpers.synthetic.bliss_writer`).
 
     ``frame_lines`` replaces the simulated frames (default ``sim.iter_lines()``). Extra keyword
     arguments go to the writer (``position_names``, ``detector``, ``compression``, ...).
     Returns the dataset-file path.
     """
-    from helpers.sxdm.io import write_bliss_sxdm
+    from helpers.synthetic.bliss_writer import write_bliss_sxdm
 
     s = sim.settings
     end = (s.start_um[0] + (s.n_fast - 1) * s.step_um[0], s.start_um[1] + (s.n_slow - 1) * s.step_um[1])
