@@ -72,8 +72,9 @@ POINT = (20, 16)  # (row = piy index, column = pix index) for the reciprocal-spa
 # 03) scanned with a 140 nm beam on a 40 × 40 raster of 0.1 µm steps, 20 rocking angles, a 64 × 120-pixel
 # Maxipix ROI, Poisson noise, monitor fluctuations, hot and dead pixels. Its truth file holds the
 # exact footprint-weighted mean Q of every scan point. **Design inputs** of the crystal (notebook 01):
-# 0.8° total curvature across 3.2 µm about the x axis (tilt north–south, the SI's exception for
-# particle 1), 0.44 µm stripes, Δd/d = 4.2 × 10⁻⁴; what follows measures them back from the frames.
+# 0.8° total curvature across 3.2 µm about the x axis (tilt north–south: the model's reading of the
+# SI, which says only that particle 1 is the exception to the red-blue, east–west tilt maps; notebook 01
+# quotes it), 0.44 µm stripes, Δd/d = 4.2 × 10⁻⁴; what follows measures them back from the frames.
 
 # %%
 series = open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
@@ -186,8 +187,9 @@ plt.show()
 # %% [markdown]
 # **Fig. 2B–C.** Tilt map coloured by azimuth (hue) and magnitude (brightness), and the pole figure whose
 # points carry the same colours; truth below. The colours run from one side to the other along y: the
-# lattice turns about the x axis and the pole-figure points spread north–south — particle 1 is the one
-# crystal whose tilt is not east–west (paper SI).
+# lattice turns about the x axis and the pole-figure points spread north–south. The paper's SI says
+# only that all particles' tilt maps are "colored red-blue (with the exception of particle 1)" with
+# tilts "preferentially oriented east-west"; north–south is the model's reading of that exception.
 
 # %%
 top = float(np.percentile(maps.tilt_deg[maps.mask], 98))
@@ -291,7 +293,7 @@ threshold_panel.static()  # default state
 # - The d-map is striped with a period of ≈ 440 nm (paper: ≈ 440 nm); the lattice tilt changes
 #   linearly across the crystal with one bending axis perpendicular to the stripes (paper Fig. 2B);
 #   the d histogram has Δd/d ≈ 4.2 × 10⁻⁴ (paper Fig. 1E); the total curvature is ≈ 0.8° with the tilt
-#   running north–south (particle 1's exception). These are the model's design inputs, measured back
+#   running north–south (the model's reading of the SI's "exception of particle 1" to east–west). These are the model's design inputs, measured back
 #   from the frames: they check the chain, not the paper.
 # - Fig. S2's widths: microstrain Δd/d along Z and angular widths in degrees, with the instrumental
 #   share computed from the beam and detector (`helpers.sxdm.widths.instrumental_widths`).
