@@ -236,9 +236,20 @@ plt.show()
 # Reading the numbers: the coherent divergence of a 140 nm focus alone gives a Δd/d floor of
 # ≈ 6 × 10⁻⁴ along Z and ≈ 0.04° along the Debye ring — of the order of the paper's microstrain,
 # so at this beam size the instrument's share of Fig. S2 is not negligible and the measured local
-# widths are upper bounds of the sample's (the SI made no correction). The simulated instrument of
-# this sample (`ScanSettings`: σ 0.015° in eta, 1.5 × 1.2 detector pixels) is narrower than that
-# floor along Z and Y, so the widths above understate what a real 140 nm focus would add.
+# widths are upper bounds of the sample's (the SI made no correction).
+#
+# **Which is right, floor or simulation?** The floor: its two steps are tested on analytic cases
+# (`tests/test_sxdm_widths.py`): the far field of a Gaussian 140 nm focus at 1.24 Å has an angular σ of
+# λ/(4πσ_w) = 1.7 × 10⁻⁴ rad, and explicit scattering vectors of a convergent beam (a ray tilted by δ in
+# the scattering plane diffracts at eta + δ and leaves rotated by δ; the reconstruction assumes the
+# nominal incident direction) spread Q by Δd/d = δ/(2 tan θ) along Z, δ/2 along the rocking direction
+# and δ/(2 sin θ) along the ring. The simulator's resolution function is what falls short: it draws
+# independent Gaussians in eta (σ 0.015°) and on the detector (1.5 × 1.2 pixels) and omits that
+# coupling of incident and outgoing direction, so its instrument adds only Δd/d ≈ 2.0 × 10⁻⁴ along Z
+# (the 1.5-pixel row width) and 0.009° along the ring, below the floor of 6.3 × 10⁻⁴ and 0.036°
+# (and more than the floor along the rocking direction, 0.015° vs 0.005°). The widths above therefore
+# understate what a real 140 nm focus adds; the simulator is not yet corrected (a correlated
+# eta–2θ–ring resolution changes the bundled sample and every SXDM notebook).
 
 # %% [markdown]
 # ## Explore
