@@ -243,13 +243,15 @@ plt.show()
 # λ/(4πσ_w) = 1.7 × 10⁻⁴ rad, and explicit scattering vectors of a convergent beam (a ray tilted by δ in
 # the scattering plane diffracts at eta + δ and leaves rotated by δ; the reconstruction assumes the
 # nominal incident direction) spread Q by Δd/d = δ/(2 tan θ) along Z, δ/2 along the rocking direction
-# and δ/(2 sin θ) along the ring. The simulator's resolution function is what falls short: it draws
-# independent Gaussians in eta (σ 0.015°) and on the detector (1.5 × 1.2 pixels) and omits that
-# coupling of incident and outgoing direction, so its instrument adds only Δd/d ≈ 2.0 × 10⁻⁴ along Z
-# (the 1.5-pixel row width) and 0.009° along the ring, below the floor of 6.3 × 10⁻⁴ and 0.036°
-# (and more than the floor along the rocking direction, 0.015° vs 0.005°). The widths above therefore
-# understate what a real 140 nm focus adds; the simulator is not yet corrected (a correlated
-# eta–2θ–ring resolution changes the bundled sample and every SXDM notebook).
+# and δ/(2 sin θ) along the ring. The simulator's resolution function was what fell short: this sample
+# was made with independent Gaussians in eta (σ 0.015°) and on the detector (1.5 × 1.2 pixels), without
+# that coupling of incident and outgoing direction, so its instrument adds only Δd/d ≈ 2.0 × 10⁻⁴ along
+# Z (the 1.5-pixel row width) and 0.009° along the ring, below the floor of 6.3 × 10⁻⁴ and 0.036° (and
+# more than the floor along the rocking direction, 0.015° vs 0.005°). The simulator now has the
+# convergent beam (`ScanSettings.convergence_sigma_rad`): a perfect crystal simulated with the 140 nm
+# coherent limit and reduced here shows Δd/d 6.44 × 10⁻⁴ and 0.0373° along the ring, the floor's
+# 6.45 × 10⁻⁴ and 0.0373° (`tests/test_sxdm_widths.py`). This sample was not regenerated with it, so
+# the widths above still understate what a real 140 nm focus adds.
 
 # %% [markdown]
 # ## Explore
