@@ -3,7 +3,7 @@
 Run after a change of the forward model or the reducer, and update the measured ranges stated beside the
 asserts of ``tests/test_sxdm_ensemble.py`` and ``tests/test_sxdm_drift.py`` (a tolerance is set from the
 spread, never just under one seed's value). About 2 min for the ensemble (3 seeds, detector frames at
-0.2 µm) and 4 min for the drift (4 seed pairs) on two cores::
+0.2 µm) and ≈ 10 min for the drift (4 seed pairs, two crystals) on two cores::
 
     python benchmarks/sxdm_seed_spread.py [ensemble] [drift]
 """
@@ -57,17 +57,28 @@ def ensemble_spread(seeds=(2026, 1, 2), step_um: float = 0.2) -> None:
                       f"Δtilt {np.round(tilt_err, 4)} deg")
 
 
-def _drift_scan(folder: Path, drift_um_per_eta: float, particle_seed: int, noise_seed: int):
-    """The drift tests' scan: 40 × 40 points at 0.1 µm, 30 eta, 32² px ROI."""
-    particle = sm.fig1_particle(np.random.default_rng(particle_seed))
-    base = ss.ScanSettings()
-    r_c, c_c = (int(round(v)) for v in base.beam_center_px)
-    theta = np.degrees(np.arcsin(base.wavelength_m * 1e10 / (2 * base.d_ref_A)))
-    settings = ss.ScanSettings(
-        n_fast=40, n_slow=40, start_um=(0.05, 0.05), step_um=(0.1, 0.1),
-        roi=(r_c - 16, r_c + 16, c_c - 16, c_c + 16), drift_um_per_eta=drift_um_per_eta,
-        position_jitter_um=0.0, eta_deg=theta + 0.025 * (np.arange(30) - 14.5),
-    )
+def _drift_scan(folder: Path, drift_um_per_eta: float, particle_seed: int, noise_seed: int,
+                crystal: str = "compact"):
+    """A drift scan. ``compact``: the drift tests' striped crystal bent along the rocking direction,
+    40 × 40 points at 0.1 µm, 30 eta, 32² px ROI; ``fig1``: particle 1 (bent 0.8° about x, its peak
+    sweeping ≈ 100 columns) with the bundled sample's settings (20 eta, 64 × 120 px ROI)."""
+    import dataclasses
+
+    from helpers.synthetic import sxdm_samples
+
+    if crystal == "fig1":
+        particle = sm.fig1_particle(np.random.default_rng(particle_seed))
+        settings = dataclasses.replace(sxdm_samples.fig1_settings(), drift_um_per_eta=drift_um_per_eta)
+    else:
+        particle = sm.compact_striped_particle(np.random.default_rng(particle_seed))
+        base = ss.ScanSettings()
+        r_c, c_c = (int(round(v)) for v in base.beam_center_px)
+        theta = np.degrees(np.arcsin(base.wavelength_m * 1e10 / (2 * base.d_ref_A)))
+        settings = ss.ScanSettings(
+            n_fast=40, n_slow=40, start_um=(0.05, 0.05), step_um=(0.1, 0.1),
+            roi=(r_c - 16, r_c + 16, c_c - 16, c_c + 16), drift_um_per_eta=drift_um_per_eta,
+            position_jitter_um=0.0, eta_deg=theta + 0.025 * (np.arange(30) - 14.5),
+        )
     sim = ss.simulate_scan(particle, settings, np.random.default_rng(noise_seed))
     return ss.write_simulation(sim, folder / "scan.h5", external_frames=False), sim
 
@@ -78,26 +89,31 @@ def _strain_rmse(maps, truth) -> float:
     return float(np.sqrt(np.nanmean(((maps.strain - (d_true / maps.reference_d - 1))[inside]) ** 2)))
 
 
-def drift_spread(seed_pairs=((1, 2), (3, 4), (5, 6), (7, 8))) -> None:
-    """Per seed pair: drift estimate error, flags, and the strain RMSE before/after correction."""
-    for particle_seed, noise_seed in seed_pairs:
-        for drift in (0.004, 0.0):
-            with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                path, sim = _drift_scan(Path(folder), drift, particle_seed, noise_seed)
-                est = reduce(path, method="com", progress=False, drift="estimate")
-                cor = reduce(path, method="com", progress=False, drift="correct")
-            p = est.params
-            line = f"seeds {(particle_seed, noise_seed)} drift {drift * 1e3:.0f} nm/eta: "
-            if drift:
+def drift_spread(seed_pairs=((1, 2), (3, 4), (5, 6), (7, 8)), crystals=("compact", "fig1")) -> None:
+    """Per crystal and seed pair: drift estimate error, the whole-particle and the confirmed (both
+    halves) shift, flags, and the strain RMSE before/after correction."""
+    for crystal in crystals:
+        for particle_seed, noise_seed in seed_pairs:
+            for drift in (0.004, 0.0):
+                with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder, warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    path, sim = _drift_scan(Path(folder), drift, particle_seed, noise_seed, crystal)
+                    est = reduce(path, method="com", progress=False, drift="estimate")
+                    cor = reduce(path, method="com", progress=False, drift="correct")
+                p = est.params
+                line = f"{crystal} seeds {(particle_seed, noise_seed)} drift {drift * 1e3:.0f} nm/eta: "
                 fitted = np.array(p["drift_fitted"], bool)
-                err = (np.array(p["drift_um"])[:, 1] - sim.truth.drift_um[:, 1])[fitted]
-                line += f"error {np.sqrt(np.mean(err**2)) * 1e3:.2f} nm rms, "
-                line += f"{np.abs(err).max() * 1e3:.2f} max; "
-            line += f"max {p['drift_max_um'] * 1e3:.2f} nm, flagged {p['drift_flagged']}, measurable "
-            line += f"{p['drift_measurable']}; strain RMSE {_strain_rmse(est, sim.truth):.2e} → "
-            line += f"{_strain_rmse(cor, sim.truth):.2e} corrected"
-            print(line, flush=True)
+                if drift:
+                    err = (np.array(p["drift_um"]) - sim.truth.drift_um)[fitted]
+                    line += f"error {np.sqrt(np.mean(err**2)) * 1e3:.2f} nm rms, "
+                    line += f"{np.abs(err).max() * 1e3:.2f} max; true max over the fitted maps "
+                    line += f"{np.hypot(*sim.truth.drift_um[fitted].T).max() * 1e3:.1f} nm; "
+                confirmed = p["drift_confirmed_um"]
+                line += f"max {p['drift_max_um'] * 1e3:.2f} nm, confirmed "
+                line += f"{'n/a' if confirmed is None else f'{confirmed * 1e3:.2f}'} nm, flagged "
+                line += f"{p['drift_flagged']}, measurable {p['drift_measurable']}; strain RMSE "
+                line += f"{_strain_rmse(est, sim.truth):.2e} → {_strain_rmse(cor, sim.truth):.2e} corrected"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

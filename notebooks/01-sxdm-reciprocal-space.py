@@ -76,8 +76,16 @@ print(f"5-D size: {series.n_points * series.n_eta * np.prod(series.frame_shape) 
 # 140 nm beam), the same model as particle 1 of notebook 03. Its **design inputs** (set, not measured):
 # 3.2 × 2.6 µm, 1.2 µm thick; a total curvature of **0.8°** across its 3.2 µm length (paper: "≈ 0.8°"),
 # i.e. R = 3.2 µm / 0.8° = 229 µm; the lattice turns about the sample x axis, so its tilt runs
-# **north–south** in the pole figure, the SI's one exception to the east–west tilt of all other
-# particles; 0.44 µm stripes perpendicular to the bending; Δd/d = 4.2 × 10⁻⁴ as the 140 nm beam sees it.
+# **north–south** in the pole figure; 0.44 µm stripes perpendicular to the bending; Δd/d = 4.2 × 10⁻⁴ as
+# the 140 nm beam sees it.
+#
+# On the tilt direction the paper's SI says exactly: "in the tilt orientation maps all the particles
+# are colored red-blue (with the exception of particle 1) and their tilts preferentially oriented
+# east-west along the polar coordinate system" (and that rotating the sample by 90° "would align the
+# bending of the particles into the north-south orientation"). It names no direction for particle 1;
+# the main text adds only that its bending is one-directional and "orthogonal to the direction of the
+# stripes". North–south is this model's reading of "the exception": the direction perpendicular to
+# east–west, the peak moving along the Debye ring instead of the rocking direction.
 # Below, the same quantities are measured back on the truth maps of the scan grid.
 
 # %%

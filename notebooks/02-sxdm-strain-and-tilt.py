@@ -72,8 +72,9 @@ POINT = (20, 16)  # (row = piy index, column = pix index) for the reciprocal-spa
 # 03) scanned with a 140 nm beam on a 40 × 40 raster of 0.1 µm steps, 20 rocking angles, a 64 × 120-pixel
 # Maxipix ROI, Poisson noise, monitor fluctuations, hot and dead pixels. Its truth file holds the
 # exact footprint-weighted mean Q of every scan point. **Design inputs** of the crystal (notebook 01):
-# 0.8° total curvature across 3.2 µm about the x axis (tilt north–south, the SI's exception for
-# particle 1), 0.44 µm stripes, Δd/d = 4.2 × 10⁻⁴; what follows measures them back from the frames.
+# 0.8° total curvature across 3.2 µm about the x axis (tilt north–south: the model's reading of the
+# SI, which says only that particle 1 is the exception to the red-blue, east–west tilt maps; notebook 01
+# quotes it), 0.44 µm stripes, Δd/d = 4.2 × 10⁻⁴; what follows measures them back from the frames.
 
 # %%
 series = open_sxdm_series(input_file, detector=detector, roi=roi, geometry=geometry)
@@ -186,8 +187,9 @@ plt.show()
 # %% [markdown]
 # **Fig. 2B–C.** Tilt map coloured by azimuth (hue) and magnitude (brightness), and the pole figure whose
 # points carry the same colours; truth below. The colours run from one side to the other along y: the
-# lattice turns about the x axis and the pole-figure points spread north–south — particle 1 is the one
-# crystal whose tilt is not east–west (paper SI).
+# lattice turns about the x axis and the pole-figure points spread north–south. The paper's SI says
+# only that all particles' tilt maps are "colored red-blue (with the exception of particle 1)" with
+# tilts "preferentially oriented east-west"; north–south is the model's reading of that exception.
 
 # %%
 top = float(np.percentile(maps.tilt_deg[maps.mask], 98))
@@ -234,9 +236,22 @@ plt.show()
 # Reading the numbers: the coherent divergence of a 140 nm focus alone gives a Δd/d floor of
 # ≈ 6 × 10⁻⁴ along Z and ≈ 0.04° along the Debye ring — of the order of the paper's microstrain,
 # so at this beam size the instrument's share of Fig. S2 is not negligible and the measured local
-# widths are upper bounds of the sample's (the SI made no correction). The simulated instrument of
-# this sample (`ScanSettings`: σ 0.015° in eta, 1.5 × 1.2 detector pixels) is narrower than that
-# floor along Z and Y, so the widths above understate what a real 140 nm focus would add.
+# widths are upper bounds of the sample's (the SI made no correction).
+#
+# **Which is right, floor or simulation?** The floor: its two steps are tested on analytic cases
+# (`tests/test_sxdm_widths.py`): the far field of a Gaussian 140 nm focus at 1.24 Å has an angular σ of
+# λ/(4πσ_w) = 1.7 × 10⁻⁴ rad, and explicit scattering vectors of a convergent beam (a ray tilted by δ in
+# the scattering plane diffracts at eta + δ and leaves rotated by δ; the reconstruction assumes the
+# nominal incident direction) spread Q by Δd/d = δ/(2 tan θ) along Z, δ/2 along the rocking direction
+# and δ/(2 sin θ) along the ring. The simulator's resolution function was what fell short: this sample
+# was made with independent Gaussians in eta (σ 0.015°) and on the detector (1.5 × 1.2 pixels), without
+# that coupling of incident and outgoing direction, so its instrument adds only Δd/d ≈ 2.0 × 10⁻⁴ along
+# Z (the 1.5-pixel row width) and 0.009° along the ring, below the floor of 6.3 × 10⁻⁴ and 0.036° (and
+# more than the floor along the rocking direction, 0.015° vs 0.005°). The simulator now has the
+# convergent beam (`ScanSettings.convergence_sigma_rad`): a perfect crystal simulated with the 140 nm
+# coherent limit and reduced here shows Δd/d 6.44 × 10⁻⁴ and 0.0373° along the ring, the floor's
+# 6.45 × 10⁻⁴ and 0.0373° (`tests/test_sxdm_widths.py`). This sample was not regenerated with it, so
+# the widths above still understate what a real 140 nm focus adds.
 
 # %% [markdown]
 # ## Explore
@@ -291,7 +306,7 @@ threshold_panel.static()  # default state
 # - The d-map is striped with a period of ≈ 440 nm (paper: ≈ 440 nm); the lattice tilt changes
 #   linearly across the crystal with one bending axis perpendicular to the stripes (paper Fig. 2B);
 #   the d histogram has Δd/d ≈ 4.2 × 10⁻⁴ (paper Fig. 1E); the total curvature is ≈ 0.8° with the tilt
-#   running north–south (particle 1's exception). These are the model's design inputs, measured back
+#   running north–south (the model's reading of the SI's "exception of particle 1" to east–west). These are the model's design inputs, measured back
 #   from the frames: they check the chain, not the paper.
 # - Fig. S2's widths: microstrain Δd/d along Z and angular widths in degrees, with the instrumental
 #   share computed from the beam and detector (`helpers.sxdm.widths.instrumental_widths`).

@@ -238,7 +238,8 @@ plt.show()
 # Fig. 3A: #1 shows its stripes, #6 its shell with shorter c, #8 the d step between its two halves.
 # Fig. 3B and S4: every particle is a colour ramp — one bending axis, a straight line in the pole
 # figure. Most ramps run along X (east–west in the pole figure); #1's and #4's run along Y (the Debye
-# ring). #1 is the paper's one exception to east–west (SI), and its ROI holds the peak's ≈ 100-pixel
+# ring). #1 is the SI's one exception to the red-blue, east–west maps (the SI names no direction for it;
+# north–south is the model's reading), and its ROI holds the peak's ≈ 100-pixel
 # sweep; #4's peak moves across the detector until it leaves the ROI. In #8 the two halves' tilt offset lies along the same line, so the pole figure alone
 # does not separate them (the d step and the jump in the map do); its small crystallites are the
 # isolated points off the line. Fig. S5: #8's two halves differ by ≈ 0.18° in tilt and 6 × 10⁻⁴ in d; the

@@ -177,10 +177,16 @@ if design is not None:
     assert k.verdict == "association" and results["tilt"].verdict == "no association"
 
 # %% [markdown]
-# The coupling is measured per unit of *CT-measured* void fraction. Voids of 0.1–0.2 µm are 4–8
-# voxels across, and the CT (Paganin blur, noise, threshold) recovers only part of their volume — the
-# paper's "only 65–90 % of voids resolvable". With the truth, that recovery is known, and the
-# coupling per unit of true void fraction is the measured one times it.
+# **A measured bias.** The coupling is measured per unit of *CT-measured* void fraction. Voids of
+# 0.1–0.2 µm are 4–8 voxels across, and the CT (Paganin blur, noise, threshold) recovers only part of
+# their volume — the paper's "only 65–90 % of voids resolvable". The measured κ is therefore the true
+# one divided by that recovery: biased high. Over four full-chain seeds of this design the CT recovered
+# 64–90 % of the void volume and the designed κ lay inside the raw 95 % interval on two of the four
+# (this seed is one of them: the assert above checks this seed, not the method's coverage). With the
+# truth, the recovery is known, and the coupling per unit of true void fraction is the measured one
+# times it. Without truth no correction is applied: it would need the CT chain's void detection
+# curve at the data's CNR (`helpers.nanoct.voids.void_detection_curve` on a phantom at that CNR)
+# folded with the measured void-size distribution, which is not built.
 
 # %%
 if truth is not None:
@@ -265,9 +271,13 @@ for key, value in summary.items():
 # %% [markdown]
 # On a crystal built with a known link between voids and lattice expansion, the workbook's own chains
 # (SXDM reduction; CT reconstruction, segmentation, voids) and a rigid registration recover the
-# designed coupling inside its 95 % interval (on other seeds of the same design the CT recovered 64–90 %
-# of the void volume, which raises the measured coupling by the inverse of that share), see no association with the tilt (the bending was made
-# independent of the voids), and report "no association" on the control crystal. The coupling κ is a
+# designed coupling inside its 95 % interval on this seed, see no association with the tilt (the bending
+# was made independent of the voids), and report "no association" on the control crystal.
+# **Limitation:** the measured κ is per CT-resolvable void fraction and biased high by the inverse of
+# the CT's void-volume recovery (64–90 % over four seeds; the raw interval held the design on two of
+# four). The sign, the verdict and the permutation p-value do not depend on that share; the size of
+# κ does, and no truth-free correction is applied (it would need the CT's detection curve at the
+# data's CNR and the void-size distribution). The coupling κ is a
 # design input; the registration error, r, its interval, the p-value and the recovered κ are measured.
 # With real data, the answer to the paper's question is the verdict and interval printed here.
 #

@@ -308,8 +308,9 @@ def _drift_outcome(series, estimate: dr.DriftEstimate, opts: ReduceOptions):
         return estimate.drift_um
     if estimate.flagged:
         warnings.warn(
-            f"{series.path}: the eta maps are shifted by up to {estimate.max_shift_um * 1e3:.0f} nm "
-            f"(> {opts.drift_flag_fraction:g} of the scan step): sample drift biases strain and tilt; "
+            f"{series.path}: the eta maps are shifted by up to {estimate.confirmed_shift_um * 1e3:.0f} nm "
+            f"(seen in both halves of the particle; > {opts.drift_flag_fraction:g} of the scan step): "
+            "sample drift biases strain and tilt; "
             "reduce with drift='correct' (CLI: --drift correct)",
             stacklevel=3,
         )

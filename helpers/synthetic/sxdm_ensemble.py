@@ -15,7 +15,8 @@ paper's 269 ± 52 µm.
 
 Every bending axis lies within 10° of the sample y axis (the tilt then turns mostly along the rocking
 direction, which the eta scan follows, as on ID01: east–west in the pole figure) except #1 and #4,
-bent about x. #1 is the SI's one exception to east–west (its tilt runs north–south); its detector ROI
+bent about x. #1 is the SI's one exception to east–west (the SI names no direction; north–south is the
+model's reading); its detector ROI
 is widened along the Debye ring to hold the peak. #4's Q sweeps along the Debye ring out of its ROI.
 
 Two ways to reduced maps (:func:`ensemble_maps`):

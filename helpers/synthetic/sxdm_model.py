@@ -326,9 +326,11 @@ def add_crystallites(
 #: Design inputs of the paper's particle 1 (Fig. 1–2 and the striped #1 of Fig. 3), used by every
 #: notebook that shows it. Paper: total curvature across the crystal ≈ 0.8° (main text, Fig. 2), stripe
 #: period ≈ 440 nm, d histogram Δd/d = 4.2·10⁻⁴ (Fig. 1E), bending perpendicular to the stripes, and
-#: (SI, "tilt orientation maps") every particle's tilt runs east–west except particle 1's: here its
-#: bending axis is the sample x axis, so the lattice turns about x and its pole-figure points spread
-#: north–south (along the Debye ring, Y), not along the rocking direction X.
+#: the SI: "in the tilt orientation maps all the particles are colored red-blue (with the exception of
+#: particle 1) and their tilts preferentially oriented east-west along the polar coordinate system". It
+#: names no direction for particle 1; this model reads the exception as north–south: its bending axis
+#: is the sample x axis, so the lattice turns about x and its pole-figure points spread along the Debye
+#: ring, Y, not along the rocking direction X.
 FIG1_DESIGN = {
     "size_um": 3.2,  # extent along the bending gradient (sample y)
     "width_um": 2.6,  # extent along the bending axis (sample x)
@@ -351,7 +353,8 @@ def fig1_particle(rng: np.random.Generator, step_um: float = 0.02) -> ParticleMo
 
     A 3.2 × 2.6 µm faceted platelet (long axis along y), 1.2 µm thick, bent about the x axis with
     R = 3.2 µm / 0.8° = 229 µm (total tilt 0.8° across the crystal, the lattice turning about x: the
-    tilt points north–south in the pole figure, the SI's one exception to east–west), stripes of period
+    tilt points north–south in the pole figure: the model's reading of the SI's "exception of particle
+    1" to the east–west tilts, the SI names no direction), stripes of period
     0.44 µm whose d varies along x (lines parallel to y, so the bending axis x is perpendicular to the
     stripes), a 0.12 µm shell with shorter c (Δd/d = −3·10⁻⁴), weak random mosaicity. The stripe
     amplitude (8.65·10⁻⁴) is set so that the d map *as the 140 nm beam sees it* (footprint-weighted

@@ -9,7 +9,14 @@ Gaussian spot centred where its local Q_c satisfies the Bragg condition: the roc
 detector pixel (r_c, c_c) with ``q_at_detector_coordinates(e_c, r_c, c_c) = Q_c`` (found exactly by
 Newton iteration on the ID01 geometry of :mod:`helpers.sxdm.geometry`). The spot has the instrument
 widths ``sigma_eta_deg`` (rocking), ``sigma_row_px``/``sigma_col_px`` (detector), widened in eta and
-along the Debye ring (columns) by the cell's mosaic spread. Pixel-integrated in rows/columns (erf),
+along the Debye ring (columns) by the cell's mosaic spread. With ``convergence_sigma_rad`` = σ_α > 0 the
+focused beam's incident directions (σ_α in and out of the scattering plane; the coherent limit of a
+Gaussian focus of FWHM w is λ/(4π w/2.3548), 1.7·10⁻⁴ rad for 140 nm at 1.24 Å) are added: a ray
+tilted by δ is recorded where Q_c + k·δ·(tilt direction, sample frame) lands, since the reconstruction
+assumes the nominal incident direction, so each spot becomes a 3-D Gaussian in (eta, row, col) with
+covariance diag(σ_eta², σ_row², σ_col²) + σ_α² (v_in v_inᵀ + v_out v_outᵀ), v = ∂(eta, row, col)/∂δ;
+it is drawn as the eta profile times the detector spot given eta (its centre moving with eta; the
+row–column correlation given eta is dropped). Pixel-integrated in rows/columns (erf),
 point-sampled in eta (step scan). Split and asymmetric peaks arise by themselves where the footprint
 covers grains or strong gradients.
 
@@ -94,6 +101,7 @@ class ScanSettings:
     sigma_eta_deg: float = 0.015
     sigma_row_px: float = 1.5
     sigma_col_px: float = 1.2
+    convergence_sigma_rad: float = 0.0  # σ of the incident directions (in and out of plane); 0 = off
     counts_per_um: float = 3000.0  # integrated counts per µm thickness under the footprint centre
     background_per_px: float = 2e-4
     monitor_mean: float = 1.0e5
@@ -242,9 +250,21 @@ class SxdmSimulation:
             # a cell lights up only the few eta maps near its Bragg angle: skip the others (< 1e-12 of
             # the strongest contribution, far below one count)
             threshold = 1e-12 * amp.max()
+            moving = "slope_row" in cells
+            er0, ec0 = cells["ext_origin"]
             for e in range(n_eta):
                 idx = np.flatnonzero(amp[e] > threshold)
-                if idx.size:
+                if not idx.size:
+                    continue
+                if moving:  # convergent beam: the spot's detector centre depends on the eta offset
+                    cell = near[idx]
+                    offset = s.eta_deg[e] - cells["eta_c"][cell]
+                    rows = _pixel_gauss(cells["row_c"][cell] + cells["slope_row"][cell] * offset,
+                                        cells["sigma_row"][cell], er0, ny_ext)
+                    cols = _pixel_gauss(cells["col_c"][cell] + cells["slope_col"][cell] * offset,
+                                        cells["sigma_col"][cell], ec0, nx_ext)
+                    out[e] = (rows.T * amp[e, idx]) @ cols
+                else:
                     out[e] = (g_row[idx].T * amp[e, idx]) @ g_col[idx]
         return self._merge_gaps(out) if merge else out
 
@@ -291,6 +311,29 @@ def _bragg_coordinates(q: np.ndarray, s: ScanSettings, iterations: int = 4):
     return coords.reshape(q.shape), float(residual.max()), jac
 
 
+def _convergent_spot(s: ScanSettings, jac: np.ndarray, sigma_eta, sigma_row, sigma_col):
+    """Spot widths with the incident-direction spread σ_α (see the module docstring).
+
+    Returns the eta σ (deg), the row and column σ given eta (px) and the slopes (2, n_cells) of the
+    row and column centres per degree of eta offset.
+    """
+    k = 2.0 * np.pi / (s.wavelength_m * 1e10)
+    to_sample = geo.sample_rotation(float(np.mean(s.eta_deg)), s.phi_deg).T  # lab -> sample frame
+    inv_jac = np.linalg.inv(jac)  # ∂(eta_deg, row, col)/∂Q
+    # incident beam along +x (lab); tilts in the vertical scattering plane (z) and out of it (y)
+    v_in = inv_jac @ (k * to_sample @ np.array([0.0, 0.0, 1.0]))
+    v_out = inv_jac @ (k * to_sample @ np.array([0.0, 1.0, 0.0]))
+    var_a = s.convergence_sigma_rad**2
+    cov_ee = sigma_eta**2 + var_a * (v_in[0] ** 2 + v_out[0] ** 2)
+    cov_re = var_a * (v_in[0] * v_in[1] + v_out[0] * v_out[1])
+    cov_ce = var_a * (v_in[0] * v_in[2] + v_out[0] * v_out[2])
+    cov_rr = sigma_row**2 + var_a * (v_in[1] ** 2 + v_out[1] ** 2)
+    cov_cc = sigma_col**2 + var_a * (v_in[2] ** 2 + v_out[2] ** 2)
+    slopes = np.array([cov_re / cov_ee, cov_ce / cov_ee])
+    return (np.sqrt(cov_ee), np.sqrt(cov_rr - cov_re**2 / cov_ee), np.sqrt(cov_cc - cov_ce**2 / cov_ee),
+            slopes)
+
+
 def _pixel_gauss(centres: np.ndarray, sigmas: np.ndarray, edges_start: int, n: int) -> np.ndarray:
     """Pixel-integrated Gaussians: (n_cells, n) fraction of each spot falling in pixels start..start+n−1."""
     edges = edges_start - 0.5 + np.arange(n + 1)
@@ -322,6 +365,9 @@ def simulate_scan(
     sigma_eta = np.hypot(s.sigma_eta_deg, particle.mosaic_deg[sup])
     sigma_col = np.hypot(s.sigma_col_px, mosaic_rad * q_norm / col_q_per_px)
     sigma_row = np.full(q_cells.shape[0], float(s.sigma_row_px))
+    slopes = None
+    if s.convergence_sigma_rad > 0:
+        sigma_eta, sigma_row, sigma_col, slopes = _convergent_spot(s, jac, sigma_eta, sigma_row, sigma_col)
     r0, r1, c0, c1 = s.roi
     er0, er1 = max(r0 - 3, 0), min(r1 + 3, s.detector_shape[0])
     ec0, ec1 = max(c0 - 3, 0), min(c1 + 3, s.detector_shape[1])
@@ -351,6 +397,9 @@ def simulate_scan(
         "reach": s.footprint_cut_sigma * sig_beam + max_drift + particle.step_um,
         "ext_origin": (er0, ec0),
     }
+    if slopes is not None:  # the detector spot moves with eta: drawn per eta map in _expected_point
+        cells.update(eta_c=coords[:, 0], row_c=coords[:, 1], col_c=coords[:, 2], slope_row=slopes[0],
+                     slope_col=slopes[1], sigma_row=sigma_row, sigma_col=sigma_col)
     # monitor: slow decay over the eta maps, fluctuations per point
     decay = 1.0 - s.monitor_decay_rel * np.linspace(0.0, 1.0, n_eta)
     monitor = (
