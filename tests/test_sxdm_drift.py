@@ -161,7 +161,7 @@ def test_results_file_cli_and_bad_input(drifted, tmp_path, capsys):
         warnings.simplefilter("ignore")
         assert cli_main(["sxdm-maps", str(path), "--out", str(out), "--method", "com", "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "drift: max" in text and "FLAGGED" in text
+    assert "drift: confirmed" in text and "FLAGGED" in text
     params = M.read_maps(out).params
     assert len(params["drift_um"]) == 30 and params["drift_flagged"]
     with h5py.File(out) as h5:

@@ -174,6 +174,9 @@ def drift_summary(params: dict) -> str:
                 "eta map); not checked")
     verdict = "FLAGGED" if params["drift_flagged"] else "ok"
     done = "corrected" if params["drift_mode"] == "correct" else "not corrected"
-    return (f"drift: max {params['drift_max_um'] * 1e3:.1f} nm between eta maps along "
-            f"{params['drift_direction_xy']} (threshold {params['drift_threshold_um'] * 1e3:.1f} nm): "
-            f"{verdict}, {done}")
+    confirmed = params.get("drift_confirmed_um")
+    seen = (f"confirmed {confirmed * 1e3:.1f} nm (max {params['drift_max_um'] * 1e3:.1f} nm) between eta maps"
+            if confirmed is not None else f"max {params['drift_max_um'] * 1e3:.1f} nm between eta maps")
+    return (f"drift: {seen} along {params['drift_direction_xy']} (threshold "
+            f"{params['drift_threshold_um'] * 1e3:.1f} nm; the flag needs the shift in both halves of the "
+            f"particle): {verdict}, {done}")
