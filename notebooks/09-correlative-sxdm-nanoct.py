@@ -114,11 +114,13 @@ work.mkdir(parents=True, exist_ok=True)
 
 def ct_chain(scan, name):
     recon, analysis = work / f"{name}_recon.h5", work / f"{name}_analysis.h5"
-    workbook(["ct-reconstruct", str(scan), "--out", str(recon), "--center", str(ct_center_px), "--overwrite",
-              "--quiet"])
-    workbook(["ct-analyse", str(recon), "--dataset", dataset, "--out", str(analysis), "--voxel-size-um",
-              str(voxel_size_um), "--threshold", str(correlate.otsu_threshold(recon, dataset)),
-              "--no-morphology", "--overwrite"])
+    status = workbook(["ct-reconstruct", str(scan), "--out", str(recon), "--center", str(ct_center_px),
+                       "--overwrite", "--quiet"])
+    assert status == 0, f"ct-reconstruct failed on {scan} (exit {status}): see its message above"
+    status = workbook(["ct-analyse", str(recon), "--dataset", dataset, "--out", str(analysis), "--voxel-size-um",
+                       str(voxel_size_um), "--threshold", str(correlate.otsu_threshold(recon, dataset)),
+                       "--no-morphology", "--overwrite"])
+    assert status == 0, f"ct-analyse failed on {recon} (exit {status}): see its message above"
     return analysis, recon
 
 
