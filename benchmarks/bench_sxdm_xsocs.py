@@ -185,10 +185,13 @@ def _child(conn, func, args):
 
 def measure(func, *args) -> dict:
     """Run ``func(*args)`` in a fresh process; wall time and peak RSS of its process tree."""
+    import resource
+
     import psutil
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = ctx.Process(target=_child, args=(child, func, args))
     proc.start()
@@ -210,15 +213,17 @@ def measure(func, *args) -> dict:
     wall = time.perf_counter() - t0
     if result is None or result[0] != "ok":
         raise RuntimeError(f"{func.__name__} failed: {result[1] if result else 'no result'}")
-    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, **result[1]}
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "cpu_s": _cpu_since(cpu0), **result[1]}
 
 
 def measure_command(argv: list[str], env: dict | None = None) -> dict:
     """Run the command ``argv`` as a process; wall time and peak RSS of its process tree (sampled 20 ms)."""
+    import resource
     import subprocess
 
     import psutil
 
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = psutil.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     peak = 0
@@ -233,7 +238,15 @@ def measure_command(argv: list[str], env: dict | None = None) -> dict:
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "stdout": out.decode()}
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "cpu_s": _cpu_since(cpu0), "stdout": out.decode()}
+
+
+def _cpu_since(before) -> float:
+    """User + system CPU seconds of the child processes waited for since ``before`` (getrusage)."""
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (now.ru_utime - before.ru_utime) + (now.ru_stime - before.ru_stime)
 
 
 def _warm_cache(folder: Path) -> int:
@@ -264,8 +277,8 @@ def whole_command(n_points: int, n_eta: int, roi_px: int, repeat: int, tag: str)
         _warm_cache(path.parent)
         conv = measure(_step_xsocs_convert, path, str(work))
         fit = measure(_step_xsocs_fit, conv["qspace"], "com")
-        runs["xsocs_qspace"].append({k: conv[k] for k in ("wall_s", "peak_rss_mb")})
-        runs["xsocs_fit_com"].append({k: fit[k] for k in ("wall_s", "peak_rss_mb")})
+        runs["xsocs_qspace"].append({k: conv[k] for k in ("wall_s", "peak_rss_mb", "cpu_s")})
+        runs["xsocs_fit_com"].append({k: fit[k] for k in ("wall_s", "peak_rss_mb", "cpu_s")})
         print({k: v[-1] for k, v in runs.items()}, flush=True)
     results = {"input": info, "runs": runs, "command": " ".join(cmd[1:]),
                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
@@ -273,6 +286,17 @@ def whole_command(n_points: int, n_eta: int, roi_px: int, repeat: int, tag: str)
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / f"sxdm_command{tag}.json").write_text(json.dumps(results, indent=1))
     return results
+
+
+def _cpu_line(r) -> list[str]:
+    """A sentence on CPU time (less sensitive to the shared machine's load than wall time), if measured."""
+    if "cpu_s" not in r["workbook"][0]:
+        return []
+    wb = float(np.median([x["cpu_s"] for x in r["workbook"]]))
+    xs = float(np.median([a["cpu_s"] + b["cpu_s"] for a, b in zip(r["xsocs_qspace"], r["xsocs_fit_com"],
+                                                                   strict=True)]))
+    return [f"CPU time (user + system of each process tree, median): workbook {wb:.1f} s, XSOCS {xs:.1f} s "
+            f"(ratio {xs / wb:.1f}×).", ""]
 
 
 def write_command_table(tags: list[str]) -> None:
@@ -306,6 +330,7 @@ def write_command_table(tags: list[str]) -> None:
                   f"{', '.join(f'{t:.2f}' for t in wb_times)} | {wb_t:.2f} | {wb_m:.0f} |",
                   f"| XSOCS conversion + COM fit | "
                   f"{', '.join(f'{t:.2f}' for t in xs_times)} | {xs_t:.2f} | {xs_m:.0f} |", "",
+                  *_cpu_line(r),
                   f"Speed-up XSOCS / workbook: **{xs_t / wb_t:.1f}×** (target ≥ 5×: "
                   f"{'met' if xs_t / wb_t >= 5 else 'not met'}); peak memory workbook / XSOCS: "
                   f"**{wb_m / xs_m:.2f}** (target ≤ 1: {'met' if wb_m <= xs_m else 'not met'}).", ""]

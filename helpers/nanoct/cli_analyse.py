@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     from helpers.cluster import add_scheduler_arguments
 
-    add_scheduler_arguments(parser)  # morphology per particle batch as Dask tasks
+    add_scheduler_arguments(parser)  # clusters, voids and morphology per batch as Dask tasks
 
 
 def _column_array(series) -> np.ndarray:
