@@ -288,6 +288,14 @@ def whole_command(n_points: int, n_eta: int, roi_px: int, repeat: int, tag: str)
     return results
 
 
+#: what distinguishes the recorded ``--whole-command`` runs (RESULTS_sxdm_command.md section titles)
+RUN_NOTES = {
+    "_before": " (workbook before the issue-18 changes, commit 30ce56c)",
+    "_after": " (after: one chunk alive at a time, buffered reads, pixel volumes once, lazy CLI imports)",
+    "_cpu": " (after, with CPU times)",
+}
+
+
 def _cpu_line(r) -> list[str]:
     """A sentence on CPU time (less sensitive to the shared machine's load than wall time), if measured."""
     if "cpu_s" not in r["workbook"][0]:
@@ -321,7 +329,8 @@ def write_command_table(tags: list[str]) -> None:
         xs_times = [a["wall_s"] + b["wall_s"] for a, b in pairs]
         xs_t = float(np.median(xs_times))
         xs_m = float(np.median([max(a["peak_rss_mb"], b["peak_rss_mb"]) for a, b in pairs]))
-        lines += [f"## Run `{tag or 'default'}`: {sh[0]} × {sh[1]} points × {sh[2]} eta × {sh[3]}² ROI "
+        what = RUN_NOTES.get(tag, "")
+        lines += [f"## Run `{tag or 'default'}`{what}: {sh[0]} × {sh[1]} points × {sh[2]} eta × {sh[3]}² ROI "
                   f"({data['input']['size_bytes'] / 1e9:.2f} GB), {len(r['workbook'])} repeats, 1-min load "
                   f"{data['machine']['load_avg_1min']:.1f} at the end", "",
                   "| tool | wall time (s), each repeat | median (s) | peak memory (MB), median |",
