@@ -203,6 +203,63 @@ def reconstruct_scaling(rows, cols, angles, work: Path) -> dict:
     return {"rows": rows, "cols": cols, "angles": angles, "runs": runs}
 
 
+def phantom_volume(shape, work: Path, tile_shape=(64, 192, 192)) -> tuple[Path, float]:
+    """8-bit phantom volume of ``shape`` (HDF5 ``/volume``) and its glue/NMC mid-grey threshold.
+
+    One workbook powder phantom of ``tile_shape`` (CNR 8: the threshold is unambiguous; the timing, not the
+    segmentation's accuracy, is measured here) repeated along each axis and cut to ``shape``: particles cut at
+    the tile faces are simply more particles. Cached in ``work``.
+    """
+    from helpers.synthetic import ct_phantom
+
+    path = work / f"phantom_{'x'.join(map(str, shape))}.h5"
+    tile_path = work / f"phantom_tile_{'x'.join(map(str, tile_shape))}.h5"
+    if not tile_path.exists():
+        phantom = ct_phantom.make_powder_phantom(tile_shape, rng=3)
+        grey = ct_phantom.phantom_to_grey_8bit(phantom, rng=4, cnr=8)
+        lo, hi = grey.window
+        mid32 = 0.5 * (grey.phase_means_32["glue"] + grey.phase_means_32["NMC"])
+        with h5py.File(tile_path, "w") as f:
+            f["volume"] = grey.volume_8bit
+            f.attrs["threshold"] = round((mid32 - lo) / (hi - lo) * 255.0, 1)
+    with h5py.File(tile_path) as f:
+        tile, threshold = f["volume"][()], float(f.attrs["threshold"])
+    if not path.exists():
+        reps = [-(-n // t) for n, t in zip(shape, tile.shape, strict=True)]
+        volume = np.tile(tile, reps)[: shape[0], : shape[1], : shape[2]]
+        with h5py.File(path, "w") as f:
+            f.create_dataset("volume", data=volume, chunks=True)
+    return path, threshold
+
+
+def segmentation_scaling(shape, work: Path) -> dict:
+    """``ct-analyse --no-morphology`` (segmentation + voids) in-process vs ``local`` 1 and 2 workers."""
+    volume, threshold = phantom_volume(shape, work)
+    runs = {}
+    for tag, sched in (("in-process", []), ("local (1 worker)", ["--scheduler", "local", "--workers", 1]),
+                       ("local (2 workers)", ["--scheduler", "local", "--workers", 2])):
+        out = work / f"seg_{tag.split()[0]}{''.join(c for c in tag if c.isdigit())}.h5"
+        for p in (out, *[Path(str(out).replace(".h5", f"_{t}.csv")) for t in ("particles", "voids")]):
+            p.unlink(missing_ok=True)
+        runs[tag] = run_measured(_cli("ct-analyse", volume, "--dataset", "volume", "--out", out,
+                                      "--threshold", threshold, "--no-morphology", *sched))
+        runs[tag]["out"] = str(out)
+        print(tag, {k: v for k, v in runs[tag].items() if k != "stderr"}, flush=True)
+    ref = runs["in-process"]["out"]
+    with h5py.File(ref) as f:
+        labels = f["labels"][()]
+        n_particles = int(f.attrs["n_particles"])
+    for tag in ("local (1 worker)", "local (2 workers)"):
+        other = runs[tag]["out"]
+        with h5py.File(other) as g:
+            same_labels = bool(np.array_equal(labels, g["labels"][()]))
+        same_tables = all(pd.read_csv(ref.replace(".h5", f"_{t}.csv")).equals(
+            pd.read_csv(other.replace(".h5", f"_{t}.csv"))) for t in ("particles", "voids"))
+        runs[tag]["identical_labels"], runs[tag]["identical_tables"] = same_labels, same_tables
+    return {"shape": list(shape), "threshold": threshold, "n_particles": n_particles, "runs": runs,
+            "load_avg_1min": os.getloadavg()[0]}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[64, 256, 256], help="scale run z y x")
@@ -212,9 +269,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--recon-only", type=int, nargs=3, metavar=("ROWS", "COLS", "ANGLES"), default=None,
                         help="only the reconstruction scaling run on a cheap analytic scan of this size")
     parser.add_argument("--scan", type=Path, default=None, help="scale scan already simulated (NXtomo)")
+    parser.add_argument("--segment-only", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+                        help="only ct-analyse --no-morphology on a tiled phantom volume of this shape: "
+                             "in-process vs local 1 and 2 workers (clusters and voids as tasks)")
     args = parser.parse_args(argv)
     work = OUT / "dask_scale"
     work.mkdir(parents=True, exist_ok=True)
+    if args.segment_only:
+        result = segmentation_scaling(args.segment_only, work)
+        name = f"dask_scale_segment_{'x'.join(map(str, args.segment_only))}.json"
+        (OUT / name).write_text(json.dumps(result, indent=1))
+        return result
     results = {"small": {}, "scale": {}, "shape": args.shape, "angles": args.angles}
     if args.recon_only:
         result = reconstruct_scaling(*args.recon_only, work)

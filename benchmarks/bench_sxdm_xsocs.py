@@ -13,6 +13,11 @@ monitor ``mon1``, the detector's pixel mask, 2 processes) → ``PeakFitter`` cen
 
 Usage: ``python benchmarks/bench_sxdm_xsocs.py [--points 40] [--eta 40] [--roi 128] [--big 0]``
 (``--big 200`` adds the 200 × 200-point memory-flatness run of the workbook alone).
+
+``--whole-command`` (small scans, issue 18): the whole ``nmc-workbook sxdm-maps`` process (interpreter
+start, imports, numba cache loading, reading, writing) against XSOCS's conversion + centroid fit, both
+from a warm page cache (every file of the input read once before), alternating ``--repeat`` times;
+writes ``out/sxdm_command<TAG>.json`` and ``RESULTS_sxdm_command.md``.
 Writes ``benchmarks/out/sxdm_xsocs.json`` and ``benchmarks/RESULTS_sxdm_xsocs.md``.
 The machine is shared (2 cores, other jobs running): absolute times vary, ratios are what counts.
 """
@@ -180,10 +185,13 @@ def _child(conn, func, args):
 
 def measure(func, *args) -> dict:
     """Run ``func(*args)`` in a fresh process; wall time and peak RSS of its process tree."""
+    import resource
+
     import psutil
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = ctx.Process(target=_child, args=(child, func, args))
     proc.start()
@@ -205,7 +213,137 @@ def measure(func, *args) -> dict:
     wall = time.perf_counter() - t0
     if result is None or result[0] != "ok":
         raise RuntimeError(f"{func.__name__} failed: {result[1] if result else 'no result'}")
-    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, **result[1]}
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "cpu_s": _cpu_since(cpu0), **result[1]}
+
+
+def measure_command(argv: list[str], env: dict | None = None) -> dict:
+    """Run the command ``argv`` as a process; wall time and peak RSS of its process tree (sampled 20 ms)."""
+    import resource
+    import subprocess
+
+    import psutil
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = psutil.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [proc] + proc.children(recursive=True)
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "cpu_s": _cpu_since(cpu0), "stdout": out.decode()}
+
+
+def _cpu_since(before) -> float:
+    """User + system CPU seconds of the child processes waited for since ``before`` (getrusage)."""
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (now.ru_utime - before.ru_utime) + (now.ru_stime - before.ru_stime)
+
+
+def _warm_cache(folder: Path) -> int:
+    """Read every file under ``folder`` once (page cache warm for both tools); returns bytes read."""
+    total = 0
+    for f in sorted(folder.rglob("*.h5")):
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 24):
+                total += len(block)
+    return total
+
+
+def whole_command(n_points: int, n_eta: int, roi_px: int, repeat: int, tag: str) -> dict:
+    """The whole ``sxdm-maps`` process vs XSOCS conversion + COM, alternating, warm page cache."""
+    from helpers.paths import cache_dir
+
+    path, _, info = make_input(n_points, n_eta, roi_px, cache_dir() / "bench_sxdm")
+    work = path.parent / "xsocs"
+    work.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    cmd = [sys.executable, "-m", "helpers.cli", "sxdm-maps", str(path),
+           "--out", str(path.parent / "cmd_maps.h5"), "--overwrite", "--quiet"]
+    runs = {"workbook": [], "xsocs_qspace": [], "xsocs_fit_com": []}
+    measure_command(cmd, env)  # first run fills numba's on-disk cache (a user's first run ever pays it)
+    for _ in range(repeat):
+        _warm_cache(path.parent)
+        runs["workbook"].append({k: v for k, v in measure_command(cmd, env).items() if k != "stdout"})
+        _warm_cache(path.parent)
+        conv = measure(_step_xsocs_convert, path, str(work))
+        fit = measure(_step_xsocs_fit, conv["qspace"], "com")
+        runs["xsocs_qspace"].append({k: conv[k] for k in ("wall_s", "peak_rss_mb", "cpu_s")})
+        runs["xsocs_fit_com"].append({k: fit[k] for k in ("wall_s", "peak_rss_mb", "cpu_s")})
+        print({k: v[-1] for k, v in runs.items()}, flush=True)
+    results = {"input": info, "runs": runs, "command": " ".join(cmd[1:]),
+               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                           "load_avg_1min": os.getloadavg()[0]}}
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out" / f"sxdm_command{tag}.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+#: what distinguishes the recorded ``--whole-command`` runs (RESULTS_sxdm_command.md section titles)
+RUN_NOTES = {
+    "_before": " (workbook before the issue-18 changes, commit 30ce56c)",
+    "_after": " (after: one chunk alive at a time, buffered reads, pixel volumes once, lazy CLI imports)",
+    "_cpu": " (after, with CPU times)",
+}
+
+
+def _cpu_line(r) -> list[str]:
+    """A sentence on CPU time (less sensitive to the shared machine's load than wall time), if measured."""
+    if "cpu_s" not in r["workbook"][0]:
+        return []
+    wb = float(np.median([x["cpu_s"] for x in r["workbook"]]))
+    xs = float(np.median([a["cpu_s"] + b["cpu_s"] for a, b in zip(r["xsocs_qspace"], r["xsocs_fit_com"],
+                                                                   strict=True)]))
+    return [f"CPU time (user + system of each process tree, median): workbook {wb:.1f} s, XSOCS {xs:.1f} s "
+            f"(ratio {xs / wb:.1f}×).", ""]
+
+
+def write_command_table(tags: list[str]) -> None:
+    """``RESULTS_sxdm_command.md`` from ``out/sxdm_command<TAG>.json`` (one section per run)."""
+    lines = ["# SXDM small scan: the whole `sxdm-maps` process vs XSOCS (issue 18)", "",
+             "Produced by `python benchmarks/bench_sxdm_xsocs.py --whole-command --points 24 --eta 30 "
+             "--roi 96`. "
+             "Each repeat: every input file read once (warm page cache), then the workbook's whole "
+             "`nmc-workbook sxdm-maps` process (default options: Poisson 3-D Gaussian, drift estimate; "
+             "interpreter start, imports, numba cache, reading, writing the maps file), then XSOCS's "
+             "q-space conversion (2 processes) and centroid fit (2 processes), each in its own process. "
+             "Wall time and the peak RSS of each process tree (sampled every 20 ms); XSOCS's time is "
+             "conversion + fit, its memory the larger of the two. Median over the repeats. A first, "
+             "unmeasured workbook run fills numba's on-disk cache (a user's very first run pays the "
+             "compilation once, ≈ 20 s).", ""]
+    for tag in tags:
+        data = json.loads((HERE / "out" / f"sxdm_command{tag}.json").read_text())
+        sh, r = data["input"]["shape"], data["runs"]
+        wb_times = [x["wall_s"] for x in r["workbook"]]
+        wb_t, wb_m = float(np.median(wb_times)), float(np.median([x["peak_rss_mb"] for x in r["workbook"]]))
+        pairs = list(zip(r["xsocs_qspace"], r["xsocs_fit_com"], strict=True))
+        xs_times = [a["wall_s"] + b["wall_s"] for a, b in pairs]
+        xs_t = float(np.median(xs_times))
+        xs_m = float(np.median([max(a["peak_rss_mb"], b["peak_rss_mb"]) for a, b in pairs]))
+        what = RUN_NOTES.get(tag, "")
+        lines += [f"## Run `{tag or 'default'}`{what}: {sh[0]} × {sh[1]} points × {sh[2]} eta × {sh[3]}² ROI "
+                  f"({data['input']['size_bytes'] / 1e9:.2f} GB), {len(r['workbook'])} repeats, 1-min load "
+                  f"{data['machine']['load_avg_1min']:.1f} at the end", "",
+                  "| tool | wall time (s), each repeat | median (s) | peak memory (MB), median |",
+                  "|---|---|---|---|",
+                  f"| workbook `sxdm-maps` (whole process) | "
+                  f"{', '.join(f'{t:.2f}' for t in wb_times)} | {wb_t:.2f} | {wb_m:.0f} |",
+                  f"| XSOCS conversion + COM fit | "
+                  f"{', '.join(f'{t:.2f}' for t in xs_times)} | {xs_t:.2f} | {xs_m:.0f} |", "",
+                  *_cpu_line(r),
+                  f"Speed-up XSOCS / workbook: **{xs_t / wb_t:.1f}×** (target ≥ 5×: "
+                  f"{'met' if xs_t / wb_t >= 5 else 'not met'}); peak memory workbook / XSOCS: "
+                  f"**{wb_m / xs_m:.2f}** (target ≤ 1: {'met' if wb_m <= xs_m else 'not met'}).", ""]
+    (HERE / "RESULTS_sxdm_command.md").write_text("\n".join(lines) + "\n")
 
 
 # -------------------------------------------------------------------------------- accuracy
@@ -264,7 +402,19 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="", help="suffix of the JSON/markdown names")
     parser.add_argument("--add-drift-corrected", metavar="TAG", default=None,
                         help="only run the workbook with drift='correct' on run TAG's input, add to its JSON")
+    parser.add_argument("--whole-command", action="store_true",
+                        help="whole sxdm-maps process vs XSOCS conversion + COM (small scans, warm cache)")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats of --whole-command (alternating)")
+    parser.add_argument("--command-tables", nargs="*", metavar="TAG",
+                        help="only write RESULTS_sxdm_command.md from out/sxdm_command<TAG>.json")
     args = parser.parse_args(argv)
+    if args.command_tables is not None:
+        write_command_table(args.command_tables)
+        return 0
+    if args.whole_command:
+        whole_command(args.points, args.eta, args.roi, args.repeat, args.tag)
+        write_command_table([args.tag])
+        return 0
     if args.add_drift_corrected is not None:
         add_drift_corrected(args.add_drift_corrected, args.memory_mb)
         return 0

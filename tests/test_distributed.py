@@ -145,6 +145,44 @@ def test_ct_analyse_on_dask_equals_in_process(dask_cluster, ct_sample, tmp_path)
     assert list(a.label) == list(b.label)
     for column in a.columns:
         _close(a[column].astype(float), b[column].astype(float))
+    # clusters split and voids measured as tasks, labels numbered by the one writer: identical
+    with h5py.File(tmp_path / "local.h5") as fa, h5py.File(tmp_path / "dask.h5") as fb:
+        np.testing.assert_array_equal(fa["labels"][()], fb["labels"][()])
+    for table in ("particles", "voids"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"local_{table}.csv"),
+                                      pd.read_csv(tmp_path / f"dask_{table}.csv"))
+    assert not (tmp_path / "dask.h5.parts").exists()  # scratch files removed
+
+
+def test_cluster_split_and_voids_as_tasks_equal_in_process(dask_cluster, ct_sample, tmp_path):
+    """Tasks + one writer give the in-process labels and tables, also with tiled (writer-side) clusters."""
+    from distributed import Client
+
+    from helpers.nanoct import segment as seg
+    from helpers.nanoct import segment_tasks as st
+    from helpers.nanoct import voids as vd
+    from helpers.nanoct.volume_io import open_volume
+
+    recon = tmp_path / "recon.h5"
+    assert cli_main(["ct-reconstruct", str(ct_sample), "--out", str(recon), "--quiet"]) == 0
+    volume = np.asarray(open_volume(recon, "volume_8bit"))
+    # boxes above 2000 voxels are cut in 12-voxel tiles by the writer while the others run as tasks
+    options = dict(threshold=165, max_box_voxels=2000, tile_vox=12, halo_vox=4)
+    local = seg.segment_particles(volume, **options)
+    with Client(dask_cluster, timeout="30s") as client:
+        dask = st.segment_particles_on(client, volume, tmp_path / "scratch", quiet=True, **options)
+        # void threshold 180 (above the NMC threshold 165): the darker inclusions count as voids
+        pa, va = vd.analyse_voids(volume, local.labels, 180, 0.025, boxes=local.boxes)
+        pb, vb = st.analyse_voids_on(client, recon, "volume_8bit", local.labels, 180, 0.025,
+                                     tmp_path / "scratch", boxes=local.boxes, quiet=True)
+    assert local.n_particles >= 50 and local.largest_box_voxels < local.labels.size
+    np.testing.assert_array_equal(local.labels, dask.labels)
+    np.testing.assert_array_equal(local.cluster_of, dask.cluster_of)
+    assert local.largest_box_voxels == dask.largest_box_voxels
+    assert len(va) >= 5  # voids measured, not only empty rows
+    pd.testing.assert_frame_equal(pa, pb)
+    pd.testing.assert_frame_equal(va, vb)
+    assert not (tmp_path / "scratch").exists()
 
 
 def _forward_model_scan(path, seed):

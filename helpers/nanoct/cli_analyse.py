@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     from helpers.cluster import add_scheduler_arguments
 
-    add_scheduler_arguments(parser)  # morphology per particle batch as Dask tasks
+    add_scheduler_arguments(parser)  # clusters, voids and morphology per batch as Dask tasks
 
 
 def _column_array(series) -> np.ndarray:
@@ -98,6 +98,11 @@ def _csv_paths(out: Path) -> dict[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; returns 0 on success (errors raise ValueError/OSError/KeyError)."""
+    if getattr(args, "scheduler", None) is not None and getattr(args, "_tasks", None) is None:
+        from helpers.nanoct.segment_tasks import AnalyseTasks
+
+        with AnalyseTasks(args) as args._tasks:  # one Dask client: clusters, voids, morphology as tasks
+            return run(args)
     import h5py
     import pandas as pd
 
@@ -113,10 +118,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
     volume = open_volume(src, args.dataset)
-    result = seg.segment_particles(volume, threshold=args.threshold, h=args.h,
-                                   min_particle_voxels=args.min_particle_voxels,
-                                   denoise=args.denoise, denoise_strength=args.denoise_strength,
-                                   threshold_rule=args.threshold_rule)
+    options = dict(threshold=args.threshold, h=args.h, min_particle_voxels=args.min_particle_voxels,
+                   denoise=args.denoise, denoise_strength=args.denoise_strength,
+                   threshold_rule=args.threshold_rule)
+    tasks = getattr(args, "_tasks", None)  # --scheduler: clusters and particles as Dask tasks
+    result = (seg.segment_particles(volume, **options) if tasks is None
+              else tasks.segment(volume, out, **options))
     if result.denoised is not None:
         volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
     if args.void_threshold is not None:
@@ -125,8 +132,13 @@ def run(args: argparse.Namespace) -> int:
         void_threshold = result.phase_fit.void_threshold
     else:
         void_threshold = result.threshold
-    particles, voids = vd.analyse_voids(volume, result.labels, void_threshold, args.voxel_size_um,
-                                        resolution_um=args.resolution_um, boxes=result.boxes)
+    void_args = (result.labels, void_threshold, args.voxel_size_um)
+    if tasks is None:
+        particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
+                                            boxes=result.boxes)
+    else:
+        particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
+                                       resolution_um=args.resolution_um, boxes=result.boxes)
     particles["defective"] = seg.classify_defective(particles.void_fraction.fillna(0.0),
                                                     particles.solidity.fillna(1.0))
     particles["cluster"] = result.cluster_of[particles.label.to_numpy() - 1]
@@ -138,12 +150,10 @@ def run(args: argparse.Namespace) -> int:
         if scheduler is None:
             morphology = morph.particle_table(result.labels, args.voxel_size_um)
         else:
-            from helpers.cluster import dask_client
             from helpers.nanoct.morphology_tasks import particle_table_on
 
-            with dask_client(scheduler, args.workers, args.connect_timeout) as client:
-                morphology = particle_table_on(client, result.labels, args.voxel_size_um,
-                                               out.with_name(out.name + ".parts"))
+            morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
+                                           out.with_name(out.name + ".parts"))
 
     with checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({

@@ -341,6 +341,7 @@ def segment_particles(
     denoise: str | None = None,
     denoise_strength: float | None = None,
     threshold_rule: str | None = None,
+    splitter=None,
 ) -> Segmentation:
     """Threshold (fitted or given), label NMC clusters, split them per cluster by watershed.
 
@@ -361,6 +362,8 @@ def segment_particles(
     threshold_rule : for a fitted threshold, ``"crossing"`` (weighted glue/NMC Gaussians cross, the
         default without denoising) or ``"midpoint"`` (:attr:`PhaseFit.threshold_nmc_midpoint`, the
         default with ``denoise``)
+    splitter : replaces :func:`split_clusters` (same arguments and return value), e.g. the Dask-task
+        version of :func:`helpers.nanoct.segment_tasks.split_clusters_on`
     """
     from helpers.nanoct.volume_io import validate_volume
 
@@ -381,9 +384,9 @@ def segment_particles(
     mask = nmc_mask(volume, threshold)
     clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
     del mask
-    labels, cluster_of, largest = split_clusters(clusters, n_clusters, h=h, max_box_voxels=max_box_voxels,
-                                                 tile_vox=tile_vox, halo_vox=halo_vox,
-                                                 rel_dynamic=rel_dynamic)
+    labels, cluster_of, largest = (splitter or split_clusters)(
+        clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
+        rel_dynamic=rel_dynamic)
     del clusters
     boxes = bounding_boxes(labels)
     border = np.array([touches_border(b, labels.shape) for b in boxes], dtype=bool)

@@ -27,7 +27,6 @@ instead, because a median alters the Poisson statistics the error bars rest on; 
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -122,6 +121,7 @@ def read_frames(series, points_per_chunk: int, drift_um=None, median_size: int |
         chunks = iter_drift_corrected_chunks(series, points_per_chunk, drift_um)
     for sl, frames in chunks:
         yield sl, (frames if median_size is None else median_filter_frames(frames, median_size))
+        del frames  # let the consumer's chunk go before the next one is read (one chunk alive, not two)
 
 
 @dataclass(frozen=True)
@@ -151,4 +151,15 @@ def calibrate(chunks: Chunks, pixel_ok, monitor_gain, background="auto", hot_pix
     if background == "auto":
         background = estimate_background(frames, monitor_gain[sl], pixel_ok)
     calibration = Calibration(pixel_ok=pixel_ok, n_hot=int(hot.sum()), background=float(background))
-    return calibration, itertools.chain([first], chunks)
+    return calibration, _first_then(first, chunks)
+
+
+def _first_then(first, chunks: Chunks) -> Chunks:
+    """``first``, then the rest of ``chunks``, without holding ``first`` afterwards.
+
+    (``itertools.chain([first], chunks)`` keeps the list, hence the first chunk's frames, alive until
+    the last chunk: one chunk of memory more for the whole reduction.)
+    """
+    yield first
+    del first
+    yield from chunks

@@ -279,11 +279,19 @@ class SxdmSeries:
         out = np.empty((stop - start, self.n_eta, ny, nx), dtype=np.float32)
         own = h5 is None
         h5 = open_hdf5(self.path) if own else h5
+        buffer = None
         try:
             for k, frame_path in enumerate(self.frame_paths):
                 try:
                     dset = h5[frame_path]
-                    out[:, k] = dset[start:stop, r0 : r0 + ny, c0 : c0 + nx]
+                    # one contiguous buffer in the stored dtype, reused for every eta, then cast: 2–5×
+                    # faster than ``dset[sel]`` (a new array each time) or HDF5 converting into the
+                    # strided ``out[:, k]`` (element by element)
+                    if buffer is None or buffer.dtype != dset.dtype:
+                        buffer = np.empty((stop - start, ny, nx), dset.dtype)
+                    if stop > start:
+                        dset.read_direct(buffer, np.s_[start:stop, r0 : r0 + ny, c0 : c0 + nx])
+                    out[:, k] = buffer
                 except (OSError, KeyError) as err:
                     raise OSError(
                         f"{self.path}: frames {frame_path} (points {start}:{stop}) cannot be read ({err}); "

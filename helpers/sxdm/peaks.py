@@ -550,10 +550,13 @@ def gaussian_fit(
     background: float = 0.0,
     saturation: float = np.inf,
     max_iter: int = 40,
+    volumes=None,
 ):
     """Poisson-likelihood 3-D Gaussian fit of each point in its box, started from its moments.
 
-    ``windows`` from :func:`peak_windows`; ``intensity`` the net counts in the box.
+    ``windows`` from :func:`peak_windows`; ``intensity`` the net counts in the box; ``volumes`` the
+    :func:`pixel_volumes` of ``q_frame`` when already known (a reduction computes them once per scan,
+    not once per chunk).
 
     Returns ``(params (n, 8) = [A, B, cX, cY, cZ, σX, σY, σZ], centre_error (n, 3), converged (n,))``;
     A, B in monitor-normalised counts per pixel, centres/σ in Å⁻¹ (peak frame, relative to q0).
@@ -565,7 +568,7 @@ def gaussian_fit(
     windows = np.ascontiguousarray(windows, np.int64)
     sigma0 = np.sqrt(np.clip(np.diagonal(covariance, axis1=1, axis2=2), 1e-14, None))
     # amplitude per pixel: net intensity / Σ_pixels G; Σ G ≈ (2π)^{3/2} σX σY σZ / v_pixel
-    volumes = pixel_volumes(q_frame)
+    volumes = pixel_volumes(q_frame) if volumes is None else np.asarray(volumes, float)
     v_pixel = float(volumes.mean())
     jrel = np.ascontiguousarray(volumes / v_pixel)
     amp0 = intensity * v_pixel / ((2 * np.pi) ** 1.5 * np.prod(sigma0, axis=1))
@@ -611,6 +614,7 @@ def analyse_peaks(
     edge_fraction: float = 0.02,
     split_fraction: float = 0.2,
     window_sigma: float | None = 4.0,
+    volumes=None,
 ) -> PeakResult:
     """Moments, optional Gaussian fit and quality flags of every point of one chunk.
 
@@ -619,6 +623,7 @@ def analyse_peaks(
     the plain "3-D centre of mass" whose error grows with the background in the whole ROI).
     ``method``: ``"com"`` (centre of mass and second moments) or ``"gauss"`` (Poisson fit started
     from the moments; where it fails the centre of mass is kept and ``fit_failed`` set).
+    ``volumes``: :func:`pixel_volumes` of ``q_frame`` if already computed (``None``: computed here).
     """
     if method not in ("com", "gauss"):
         raise ValueError(f"method {method!r} is not one of 'com', 'gauss'")
@@ -656,7 +661,8 @@ def analyse_peaks(
         fit_pts = ~no_data & ((flags & _LOW) == 0) & np.isfinite(centre).all(axis=1)
         par, gerr, ok = gaussian_fit(
             frames, q_frame, np.where(fit_pts[:, None], centre, np.nan), cov,
-            np.where(fit_pts, box_intensity, 0.0), windows, gain, pixel_ok, background, saturation
+            np.where(fit_pts, box_intensity, 0.0), windows, gain, pixel_ok, background, saturation,
+            volumes=volumes,
         )
         good = ok & fit_pts & np.isfinite(par).all(axis=1) & np.isfinite(gerr).all(axis=1)
         centre = np.where(good[:, None], par[:, 2:5], centre)

@@ -17,6 +17,7 @@ read); the memory bound and the background and median rules are in :mod:`helpers
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,14 @@ class PeakFrame:
             gain = np.where(good, reference / monitor, np.nan).T
         return cls(q0, frame, q_frame, gain, reference)
 
+    @functools.cached_property
+    def pixel_volumes(self) -> np.ndarray:
+        """q-space volume (Å⁻³) of every (eta, row, col) sample, once per scan for every chunk's fit.
+
+        See :func:`helpers.sxdm.peaks.pixel_volumes`.
+        """
+        return pk.pixel_volumes(self.q_frame)
+
 
 class PeakArrays:
     """Per-point peak results of the whole scan (:func:`helpers.sxdm.peaks.analyse_peaks`), chunk by chunk.
@@ -240,6 +249,7 @@ class PeakArrays:
         res = pk.analyse_peaks(
             frames, self.plan.q_frame, monitor_gain, cal.pixel_ok, cal.background, o.method, o.min_counts,
             saturation, o.edge_fraction, o.split_fraction, o.window_sigma,
+            volumes=self.plan.pixel_volumes if o.method == "gauss" else None,
         )
         sl = point_slice
         self.intensity[sl], self.centre[sl], self.sigma[sl], self.error[sl], self.flags[sl] = (
@@ -292,6 +302,7 @@ def _stream(chunks, consumers, plan: PeakFrame, progress: bool, label: str) -> N
         for sl, frames in chunks:
             for consume in consumers:
                 consume(sl, frames, plan.monitor_gain[sl])
+            del frames  # freed before the next chunk is read
             bar.update(sl.stop - sl.start)
 
 
