@@ -108,3 +108,15 @@ def test_border_message_names_the_cut_particles():
     assert "touches_border" in msg
     with pytest.raises(ValueError, match="differ in length"):
         border.border_message(np.zeros(3, bool), labels=np.arange(2))
+
+
+def test_overlapping_phases_with_ashman_d_above_2_are_refused():
+    # D = √2·30/√(12² + 14²) = 2.30 passes Ashman's test, but at the mid-grey 135 the mixture loses
+    # 0.3·Φ(−15/14) of NMC and adds 0.7·Φ(−15/12) of background: IoU 0.69 (analytic) < 0.75
+    counts = np.bincount(np.clip(np.rint(np.concatenate([
+        np.random.default_rng(7).normal(120, 12, 700000), np.random.default_rng(8).normal(150, 14, 300000)
+    ])), 0, 255).astype(int), minlength=256)
+    with pytest.raises(ValueError, match=r"not separable .* mask IoU of 0\.69 < 0\.75.*manual"):
+        separability.require_separable(counts, [120, 150], [12, 14], [0.7, 0.3], 135.0)
+    q = separability.require_separable(counts, [60, 190], [12, 12], [0.7, 0.3], 125.0)
+    assert q.iou > 0.99
