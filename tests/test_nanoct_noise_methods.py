@@ -120,3 +120,15 @@ def test_overlapping_phases_with_ashman_d_above_2_are_refused():
         separability.require_separable(counts, [120, 150], [12, 14], [0.7, 0.3], 135.0)
     q = separability.require_separable(counts, [60, 190], [12, 12], [0.7, 0.3], 125.0)
     assert q.iou > 0.99
+
+
+def test_closeup_is_centred_on_the_largest_cross_section():
+    from helpers.nanoct import closeups
+
+    labels = np.zeros((30, 40, 40), np.int32)
+    zz, yy, xx = np.mgrid[:30, :40, :40]
+    labels[((zz - 12) ** 2 + (yy - 20) ** 2 + (xx - 15) ** 2) <= 36] = 4
+    z, ys, xs = closeups.closeup_slices(labels, 4, pad=2)
+    assert z == 12 and (ys.start, ys.stop) == (12, 29) and (xs.start, xs.stop) == (7, 24)
+    with pytest.raises(ValueError, match="label 5 is not"):
+        closeups.closeup_slices(labels, 5)
