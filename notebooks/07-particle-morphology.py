@@ -102,7 +102,7 @@ if chain_scan is not None and chain_truth is not None:
 # At the paper's CNR they are not: a few per cent of the particles at best keep their outline
 # (`benchmarks/RESULTS_ct_chain.md`: no filter or mask method reaches 80 % on this 128³ sample, whose
 # particles are 32 voxels across; on particles of the paper's size, 68 voxels, the best method reaches
-# about a third). Shape descriptors of noise-cut fragments would describe the noise, so the rest of this
+# 8–38 % over three noise seeds). Shape descriptors of noise-cut fragments would describe the noise, so the rest of this
 # notebook measures shape on exact labels — what the estimators give when segmentation is right.
 
 # %% [markdown]
