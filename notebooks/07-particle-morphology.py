@@ -75,7 +75,7 @@ reference_half_size_vox = 20.0  # radius / half-side of the voxelised reference 
 
 # %%
 chain_usable = False
-if chain_scan is not None and chain_truth is not None:
+if truth is not None and chain_scan is not None and chain_truth is not None:
     import h5py
 
     from helpers.nanoct import chain
