@@ -43,6 +43,7 @@ from scipy.stats import spearmanr
 import helpers
 from helpers.nanoct import morphology_figures as mfig
 from helpers.nanoct.morphology import particle_table, weighted_median
+from helpers.paths import data_sample
 from helpers.synthetic.ct_phantom import make_powder_phantom
 
 helpers.setup()
@@ -57,8 +58,52 @@ dataset = None  # HDF5 dataset of the label volume in input_file
 shape_vox = (160, 192, 192)  # (z, y, x) voxels; the paper's volume is (960, 2560, 2560)
 d50_volume_um = 1.2  # volume-weighted median diameter of the phantom (paper: 1.9 µm, needs a bigger box)
 seed = 7
+chain_scan = data_sample("ct_powder3d_scan.h5")  # raw scan whose chain labels are tried first (None: skip)
+chain_truth = data_sample("ct_powder3d_truth.h5")  # its truth (None: skip the check)
+chain_denoise = "tv"  # filter before thresholding the chain's volume (best by benchmarks/RESULTS_ct_chain.md)
 min_d_eq_vox = 20  # size cut: S, ψ and R only for d_eq ≥ 20 voxels (0.5 µm at 25 nm)
 reference_half_size_vox = 20.0  # radius / half-side of the voxelised reference shapes
+
+# %% [markdown]
+# ## Data: the chain's own labels — usable at the paper's CNR?
+#
+# End to end, the labels would come from the chain: the bundled raw scan reconstructed by
+# `ct-reconstruct` (cached, as in notebooks 06 and 08), filtered, thresholded and split by the watershed
+# of notebook 06. They are used only if they describe the particles: ≥ 80 % of the true particles
+# matched at IoU ≥ 0.8. The threshold here is the best one the truth allows, so this is an upper bound
+# for any global threshold on that filtered volume.
+
+# %%
+chain_usable = False
+if truth is not None and chain_scan is not None and chain_truth is not None:
+    import h5py
+
+    from helpers.nanoct import chain
+    from helpers.nanoct import segment as seg
+    from helpers.nanoct.denoise import denoise_volume
+
+    with h5py.File(chain_truth) as t:
+        chain_nmc = t["phase"][()] == 2
+        chain_labels_true = np.where(t["void_owner"][()] > 0, t["void_owner"][()], t["labels"][()])
+    chain_volume = denoise_volume(chain.reconstructed_volume(chain_scan).volume_8bit, chain_denoise)
+    levels, mask_iou = seg.mask_iou_by_threshold(chain_volume, chain_nmc)
+    chain_threshold = float(levels[int(np.argmax(mask_iou))])
+    chain_seg = seg.segment_particles(chain_volume, threshold=chain_threshold)
+    chain_match = seg.match_labels(chain_seg.labels, chain_labels_true, iou_min=0.8)
+    chain_usable = chain_match.matched_fraction >= 0.8
+    print(f"chain labels ({chain_denoise}, best global threshold {chain_threshold:.0f}): "
+          f"{chain_match.n_predicted} found for {chain_match.n_reference} true particles, "
+          f"matched at IoU ≥ 0.8: {chain_match.matched_fraction:.0%}; NMC mask IoU {mask_iou.max():.2f} "
+          f"(measured)")
+    print("→ usable" if chain_usable else "→ not usable at this CNR: the shapes below are measured on exact "
+          "phantom labels, not on the chain's")
+
+# %% [markdown]
+# At the paper's CNR they are not: a few per cent of the particles at best keep their outline
+# (`benchmarks/RESULTS_ct_chain.md`: no filter or mask method reaches 80 % on this 128³ sample, whose
+# particles are 32 voxels across; on particles of the paper's size, 68 voxels, the best method reaches
+# 8–38 % over three noise seeds). Shape descriptors of noise-cut fragments would describe the noise, so the rest of this
+# notebook measures shape on exact labels — what the estimators give when segmentation is right.
 
 # %% [markdown]
 # ## Data
