@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--out", required=True, help="output HDF5 file (CSV tables are written beside it)")
     parser.add_argument("--voxel-size-um", type=float, default=0.025, help="voxel edge in µm (paper: 0.025)")
     parser.add_argument("--threshold", type=float,
-                        help="manual NMC grey threshold (0–255); default: three-phase histogram fit")
+                        help="manual NMC grey threshold (0–255); default: histogram fit (air/glue/NMC, "
+                             "or NMC and one background), refused when the fit predicts an NMC mask "
+                             "IoU < --min-predicted-iou")
     parser.add_argument("--void-threshold", type=float,
                         help="grey threshold for voids inside particles; default: air/NMC mid-grey of "
                              "the fit, or --threshold when given")
@@ -40,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--threshold-rule", choices=("crossing", "midpoint"),
                         help="fitted NMC threshold: weighted glue/NMC crossing (default) or glue/NMC "
                              "mid-grey (default with --denoise)")
+    parser.add_argument("--min-predicted-iou", type=float, default=None,
+                        help="refuse a fitted threshold whose mixture predicts a smaller NMC mask IoU "
+                             "(default 0.75; 0 accepts every fit)")
     parser.add_argument("--h", type=float, default=1.0, help="h-maxima dynamic of the distance map, voxels")
     parser.add_argument("--min-particle-voxels", type=int, default=8, help="smaller NMC clusters are noise")
     parser.add_argument("--resolution-um", type=float, default=0.05,
@@ -70,6 +75,7 @@ def _validate(args: argparse.Namespace, src: Path) -> Path:
     """Every option and the output path, checked before the volume is read; returns ``--out``."""
     checks.positive("--voxel-size-um", args.voxel_size_um)
     checks.within("--threshold", args.threshold, 0.0, 255.0)
+    checks.within("--min-predicted-iou", args.min_predicted_iou, 0.0, 1.0)
     checks.within("--void-threshold", args.void_threshold, 0.0, 255.0)
     checks.positive("--denoise-strength", args.denoise_strength)
     if args.denoise_strength is not None and args.denoise is None:
@@ -120,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     volume = open_volume(src, args.dataset)
     options = dict(threshold=args.threshold, h=args.h, min_particle_voxels=args.min_particle_voxels,
                    denoise=args.denoise, denoise_strength=args.denoise_strength,
-                   threshold_rule=args.threshold_rule)
+                   threshold_rule=args.threshold_rule, min_predicted_iou=args.min_predicted_iou)
     tasks = getattr(args, "_tasks", None)  # --scheduler: clusters and particles as Dask tasks
     result = (seg.segment_particles(volume, **options) if tasks is None
               else tasks.segment(volume, out, **options))
@@ -167,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             "denoise_strength": (float(DEFAULT_STRENGTH.get(args.denoise, np.nan))
                                  if args.denoise_strength is None else args.denoise_strength),
             "threshold_rule": args.threshold_rule or ("midpoint" if args.denoise else "crossing"),
+            "phases_found": result.phases_found, "predicted_nmc_mask_iou": result.predicted_iou,
             "resolution_um": args.resolution_um,
             "n_particles": result.n_particles, "n_clusters": result.n_clusters,
             "n_removed_small_clusters": result.n_removed_small,
@@ -198,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         if table is not None:
             with checks.atomic_output(csv[name]) as tmp:
                 pd.DataFrame(table).to_csv(tmp, index=False)
+    fitted = ("" if np.isnan(result.predicted_iou) else
+              f" ({result.phases_found}; predicted NMC mask IoU {result.predicted_iou:.2f})")
     print(f"{result.n_particles} particles in {result.n_clusters} clusters; NMC threshold "
-          f"{result.threshold:.1f}; defective {particles.defective.mean():.1%}; written {out.name}")
+          f"{result.threshold:.1f}{fitted}; defective {particles.defective.mean():.1%}; written {out.name}")
     return 0

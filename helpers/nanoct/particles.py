@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.cluster.hierarchy import DisjointSet  # the two union-finds (saddle merging, tile stitching)
 
-from helpers.nanoct.phases import PhaseFit, fit_three_phases, nmc_mask
+from helpers.nanoct.phases import PhaseFit, grey_histogram, nmc_mask, nmc_threshold_auto
 
 
 def _label_dtype(n: int):
@@ -53,7 +53,7 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
     if not mask.any():
         raise ValueError(
             f"the NMC mask of shape {mask.shape} is empty: no voxel is above the threshold; check the "
-            "threshold (fit_three_phases) or the volume's grey scale"
+            "threshold (nmc_threshold_auto) or the volume's grey scale"
         )
     structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
     try:
@@ -197,6 +197,9 @@ class Segmentation:
     largest_box_voxels : voxels of the largest cluster bounding box (sets the working memory)
     denoised : the denoised uint8 volume the fit and threshold saw (None without ``denoise``); use it,
         not the raw volume, for the void analysis
+    phases_found : for a fitted threshold, which grey phases the histogram resolved, in words
+    predicted_iou : for a fitted threshold, the NMC mask IoU that the fitted mixture predicts
+        (:func:`helpers.nanoct.separability.threshold_quality`); NaN for a manual threshold
     """
 
     labels: np.ndarray
@@ -210,6 +213,8 @@ class Segmentation:
     cluster_of: np.ndarray
     largest_box_voxels: int
     denoised: np.ndarray | None = field(default=None, repr=False)
+    phases_found: str = "manual threshold"
+    predicted_iou: float = float("nan")
 
 
 def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, pad: int = 1, out=None,
@@ -342,13 +347,16 @@ def segment_particles(
     denoise_strength: float | None = None,
     threshold_rule: str | None = None,
     splitter=None,
+    min_predicted_iou: float | None = None,
 ) -> Segmentation:
     """Threshold (fitted or given), label NMC clusters, split them per cluster by watershed.
 
     Parameters
     ----------
     volume : 3-D uint8 array (may be a ``numpy.memmap``)
-    threshold : NMC grey threshold; ``None`` fits it with :func:`fit_three_phases`
+    threshold : NMC grey threshold; ``None`` fits it (:func:`nmc_threshold_auto`: three phases, or NMC
+        and one background when air and glue are not resolved) and refuses (``ValueError``, before any
+        labelling) when the fitted mixture predicts an NMC mask IoU under ``min_predicted_iou``
     h : h-maxima dynamic of the distance transform, voxels (larger merges more)
     min_particle_voxels : NMC clusters smaller than this are noise and dropped (count reported)
     connectivity : 6, 18 or 26 for the NMC clusters
@@ -364,6 +372,8 @@ def segment_particles(
         default with ``denoise``)
     splitter : replaces :func:`split_clusters` (same arguments and return value), e.g. the Dask-task
         version of :func:`helpers.nanoct.segment_tasks.split_clusters_on`
+    min_predicted_iou : refusal limit for a fitted threshold; ``None``:
+        :data:`helpers.nanoct.separability.MIN_PREDICTED_IOU`
     """
     from helpers.nanoct.volume_io import validate_volume
 
@@ -377,10 +387,17 @@ def segment_particles(
         threshold_rule = "crossing" if denoise is None else "midpoint"
     if threshold_rule not in ("crossing", "midpoint"):
         raise ValueError(f"threshold_rule must be 'crossing' or 'midpoint', got {threshold_rule!r}")
-    fit = None
+    fit, phases_found, predicted_iou = None, "manual threshold", float("nan")
     if threshold is None:
-        fit = fit_three_phases(volume)
-        threshold = fit.threshold_nmc if threshold_rule == "crossing" else fit.threshold_nmc_midpoint
+        try:
+            threshold, fit, phases_found, predicted_iou = fitted_threshold(volume, threshold_rule,
+                                                                           min_predicted_iou)
+        except ValueError as err:
+            if denoise is None:
+                raise
+            raise ValueError(f"after denoising with {denoise!r}: {err}. At this noise a global threshold "
+                             "does not recover particle outlines; a manual threshold (--threshold T) still "
+                             "gives the NMC volume fraction") from err
     mask = nmc_mask(volume, threshold)
     clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
     del mask
@@ -394,7 +411,31 @@ def segment_particles(
         labels=labels, n_particles=len(boxes), n_clusters=n_clusters, n_removed_small=n_removed,
         threshold=float(threshold), phase_fit=fit, boxes=boxes, touches_border=border,
         cluster_of=cluster_of, largest_box_voxels=int(largest), denoised=denoised,
+        phases_found=phases_found, predicted_iou=predicted_iou,
     )
+
+
+def fitted_threshold(volume, threshold_rule: str = "crossing", min_predicted_iou: float | None = None):
+    """NMC threshold from the grey histogram, checked for separability before any labelling.
+
+    Three phases resolved: the glue/NMC ``threshold_rule`` (``"crossing"`` or ``"midpoint"``) of the
+    three-phase fit; two (air and glue merged, or one absent): the background/NMC mid-grey. Raises
+    ``ValueError`` (what the fit found, what to try) when the fitted mixture predicts an NMC mask IoU
+    under ``min_predicted_iou`` at that threshold. Returns ``(threshold, PhaseFit or None, phases in
+    words, predicted IoU)``.
+    """
+    from helpers.nanoct.separability import MIN_PREDICTED_IOU, require_separable
+
+    counts = grey_histogram(volume)
+    auto = nmc_threshold_auto(counts)
+    fit = auto.fit
+    if fit is not None:
+        threshold = fit.threshold_nmc if threshold_rule == "crossing" else fit.threshold_nmc_midpoint
+    else:
+        threshold = auto.threshold
+    quality = require_separable(counts, auto.means, auto.sigmas, auto.weights, threshold,
+                                MIN_PREDICTED_IOU if min_predicted_iou is None else min_predicted_iou)
+    return float(threshold), fit, auto.note, quality.iou
 
 
 def touches_border(box, shape) -> bool:
