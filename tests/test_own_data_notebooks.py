@@ -9,7 +9,6 @@ import pytest
 from helpers.notebook_runner import KERNEL_NAME, notebook_paths, read_notebook
 
 NOTEBOOKS = notebook_paths()
-REWORKED_BY_16 = {"05", "06", "07", "08"}  # nano-CT notebooks: the shared parameters shape comes with #16
 
 
 def _parameters_cell(nb):
@@ -21,16 +20,14 @@ def _parameters_cell(nb):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_to_the_end_with_truth_none(path: Path):
-    """00–04: ≈ 3 min together on 2 cores with a warm ensemble cache (03/04 simulate it once, ≈ 45 s)."""
+    """≈ 3 min together on 2 cores with a warm ensemble cache (03/04 simulate it once, ≈ 45 s); 06–08
+    segment the volume that their own chain reconstructs from the bundled raw projections."""
     from nbclient import NotebookClient
 
     nb = read_notebook(path)
     params = _parameters_cell(nb)
     has_shape = all(f"\n{name} = " in f"\n{params.source}" for name in ("input_file", "truth"))
     if not has_shape:
-        if path.stem[:2] in REWORKED_BY_16:
-            pytest.xfail(f"{path.stem}: no `input_file`/`truth` parameters yet; #16 gives notebooks "
-                         "05–08 the shared parameters shape")
         pytest.fail(f"{path.stem}: the parameters cell must define input_file and truth")
     params.source += "\ntruth = None  # injected by tests/test_own_data_notebooks.py\n"
     nb.metadata.pop("jupytext", None)
