@@ -68,6 +68,25 @@ def truth_of(phantom):
     return {"filled": filled, "owner": owner, "phase": phase, "void_comps": comps, "void_d_nm": d_nm}
 
 
+def void_scores(table, void_mask, matched, sizes, t):
+    """(predicted, true) void fractions of matched voided and void-free particles, and void volume hit.
+
+    ``matched``: best partners with IoU ≥ 0.8 (``label``, ``reference``); ``sizes``: true particle voxel
+    counts; ``t``: :func:`truth_of`. Returns ``(voided, free, hit, vol, d_nm)``: (n, 2) arrays, then per
+    true void component the voxels flagged as void, its voxels, and its equivalent diameter (nm).
+    """
+    vf_pred = dict(zip(table.label, table.void_fraction, strict=True))
+    true_void = np.bincount(t["owner"].ravel(), minlength=sizes.size)
+    vf_true = true_void / np.maximum(sizes, 1)
+    voided, free = [], []
+    for lab, ref in zip(matched.label, matched.reference, strict=True):
+        (voided if true_void[ref] > 0 else free).append((vf_pred.get(lab, 0.0), vf_true[ref]))
+    comps, d_nm = t["void_comps"], t["void_d_nm"]
+    hit = np.bincount(comps[void_mask].ravel(), minlength=d_nm.size)
+    vol = np.bincount(comps.ravel(), minlength=d_nm.size)
+    return np.array(voided).reshape(-1, 2), np.array(free).reshape(-1, 2), hit, vol, d_nm
+
+
 def score(volume, threshold, air_grey, t, name, stage_times):
     res, dt, mb = measured(seg.segment_particles, volume, threshold=threshold)
     stage_times["segment"] = (dt, mb)
@@ -89,18 +108,8 @@ def score(volume, threshold, air_grey, t, name, stage_times):
     # voids against each particle's own grey level
     (table, void_mask), dt, mb = measured(vd.voids_from_particle_statistics, volume, res.labels, air_grey)
     stage_times["voids"] = (dt, mb)
-    vf_pred = dict(zip(table.label, table.void_fraction, strict=True))
-    owner = t["owner"]
-    true_void = np.bincount(owner.ravel(), minlength=sizes.size)
-    vf_true = true_void / np.maximum(sizes, 1)
-    voided, free = [], []
-    for lab, ref in zip(ok.label, ok.reference, strict=True):
-        (voided if true_void[ref] > 0 else free).append((vf_pred.get(lab, 0.0), vf_true[ref]))
-    voided, free = np.array(voided).reshape(-1, 2), np.array(free).reshape(-1, 2)
+    voided, free, hit, vol, d_nm = void_scores(table, void_mask, ok, sizes, t)
     # detection curve: share of true void volume flagged as void, by void diameter
-    comps, d_nm = t["void_comps"], t["void_d_nm"]
-    hit = np.bincount(comps[void_mask].ravel(), minlength=d_nm.size)
-    vol = np.bincount(comps.ravel(), minlength=d_nm.size)
     curve = {}
     for lo, hi in zip(BINS_NM[:-1], BINS_NM[1:], strict=True):
         sel = (d_nm >= lo) & (d_nm < hi)

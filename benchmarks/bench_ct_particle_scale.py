@@ -42,7 +42,7 @@ from helpers.nanoct.denoise import denoise_volume
 from helpers.synthetic import ct_phantom, ct_projections, ct_samples
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ct_chain import truth_of  # noqa: E402
+from bench_ct_chain import truth_of, void_scores  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 VOXEL_UM = 0.025
@@ -84,16 +84,7 @@ def particle_scores(labels, t, grey_for_voids, air_grey, mask):
     partners = seg.best_partners(labels, filled)
     ok = partners[partners.iou >= 0.8]
     table, void_mask = vd.voids_from_particle_statistics(grey_for_voids, labels, air_grey)
-    vf_pred = dict(zip(table.label, table.void_fraction, strict=True))
-    true_void = np.bincount(t["owner"].ravel(), minlength=sizes.size)
-    vf_true = true_void / np.maximum(sizes, 1)
-    voided, free = [], []
-    for lab, ref in zip(ok.label, ok.reference, strict=True):
-        (voided if true_void[ref] > 0 else free).append((vf_pred.get(lab, 0.0), vf_true[ref]))
-    voided, free = np.array(voided).reshape(-1, 2), np.array(free).reshape(-1, 2)
-    comps, d_nm = t["void_comps"], t["void_d_nm"]
-    hit = np.bincount(comps[void_mask].ravel(), minlength=d_nm.size)
-    vol = np.bincount(comps.ravel(), minlength=d_nm.size)
+    voided, free, hit, vol, d_nm = void_scores(table, void_mask, ok, sizes, t)
     sel = d_nm >= 150
     sel[0] = False
     return {
