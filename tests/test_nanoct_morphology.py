@@ -175,6 +175,7 @@ def test_porespy_regionprops_agrees_on_volume_and_axes_but_not_sphericity():
     sphere's surface is the binary staircase mesh (ψ ≈ 0.78 instead of 1). This is why the workbook
     computes the surface itself.
     """
+    # porespy is in the `test` extra CI installs; the skip only spares a bare core install
     porespy = pytest.importorskip("porespy")
     volume = np.zeros((80, 80, 120), dtype=np.int32)
     _place(volume, shapes.cube(19.5), (2, 2, 2), 1)

@@ -140,7 +140,7 @@ def test_other_backends_agree_with_fbp(analytic, method):
 
 
 def test_gridrec_agrees_with_fbp_when_tomopy_is_there(analytic):
-    pytest.importorskip("tomopy")
+    pytest.importorskip("tomopy")  # optional peer: conda-only, in no extra of pyproject.toml
     _, angles, sino, truth = analytic
     img = recon.reconstruct(sino, angles, method="gridrec")
     ref = recon.reconstruct(sino, angles, method="fbp")

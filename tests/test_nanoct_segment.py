@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from helpers.nanoct import phases
 from helpers.nanoct import segment as seg
+from helpers.synthetic import ct_phantom
 
 GREY = (50.0, 110.0, 190.0)  # air, glue, NMC
 NOISE = 10.0
@@ -187,7 +188,6 @@ def test_solidity_and_defective_classification():
 def phantom_case():
     """96³ powder phantom (25 nm voxels, 177 particles, 17 % with voids, 8 % welded aggregates) as an
     8-bit volume at CNR 12 with a 0.5-voxel blur: the three grey peaks the paper's SI describes."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
     grey = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5)
     return phantom, grey.volume_8bit
@@ -292,7 +292,6 @@ def test_relative_dynamic_merges_a_fused_peanut_but_not_touching_balls():
 def paper_cnr_case():
     """128³ phantom with larger particles (``d50_volume_um=1.2`` asked, drawn d50 0.9 µm = 36 voxels,
     37 particles; the paper's is 1.9 µm = 76 voxels), rendered at the paper's CNR 2.3."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((128, 128, 128), rng=0, d50_volume_um=1.2)
     low = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=2.3, blur_sigma_vox=0.5).volume_8bit
     return phantom, low, phantom.phase == ct_phantom.NMC

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from helpers.nanoct import segment as seg
 from helpers.nanoct import voids as vd
+from helpers.synthetic import ct_phantom
 
 SHAPE = (56, 56, 56)
 CENTRE = (28, 28, 28)
@@ -83,6 +84,7 @@ def test_particle_with_voids_from_grey_volume(particle):
 def test_localthickness_agrees_with_porespy_peer(particle):
     """Peer: porespy's local thickness (integer radii) and ``localthickness`` agree within 1 voxel of
     radius on each void's largest ball (porespy rounds radii to integers)."""
+    # porespy is in the `test` extra CI installs; the skip only spares a bare core install
     porespy = pytest.importorskip("porespy")
     _, void = particle
     ours = vd.local_thickness_diameter(void) / 2
@@ -170,7 +172,6 @@ def test_phantom_voids_against_truth():
     void fraction within 0.01 of truth for ≥ 80 % (measured 24 of 27), void count exact for ≥ 75 %
     (measured 22 of 27), and no void at all in the non-defective ones (measured 0). The misses are
     voids within ~1 voxel of the surface that the blur opens to the outside: no longer enclosed."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
     volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5).volume_8bit
     result = seg.segment_particles(volume, h=1.0)
