@@ -169,9 +169,15 @@ def test_particle_and_nearby_air_histograms():
 
 def test_phantom_voids_against_truth():
     """On the 96³ phantom (CNR 12, blur 0.5 voxel), for defective particles segmented at IoU ≥ 0.8:
-    void fraction within 0.01 of truth for ≥ 80 % (measured 24 of 27), void count exact for ≥ 75 %
-    (measured 22 of 27), and no void at all in the non-defective ones (measured 0). The misses are
-    voids within ~1 voxel of the surface that the blur opens to the outside: no longer enclosed."""
+    void fraction within 0.01 of truth, void count exact, and no void at all in the non-defective ones.
+    The misses are voids within ~1 voxel of the surface that the blur opens to the outside: no longer
+    enclosed.
+
+    Bounds from the spread over 20 seed pairs (phantom seed k, noise seed k + 1, k = 0…19;
+    ``benchmarks/ct_seed_spread.py powder``), mean − 3σ rounded down to the next per cent:
+    defective particles matched 23–38 (mean 27.8, σ 3.5) → ≥ 17; fraction within 0.01 for 83.9–100 %
+    (mean 91.6 %, σ 4.3 %) → ≥ 78 %; count exact for 81.5–100 % (mean 93.5 %, σ 5.0 %) → ≥ 78 %;
+    voids in non-defective particles 0 in all 20. This test runs k = 0: 24 and 22 of 27, 0."""
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
     volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5).volume_8bit
     result = seg.segment_particles(volume, h=1.0)
@@ -184,9 +190,9 @@ def test_phantom_voids_against_truth():
         columns={"void_fraction": "void_fraction_truth", "n_voids": "n_voids_truth"})
     good = table[table.iou >= 0.8].join(truth_cols, on="truth")
     defective = good[good.has_voids]
-    assert len(defective) >= 20
-    assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.8
-    assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.75
+    assert len(defective) >= 17
+    assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.78
+    assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.78
     assert (good[~good.has_voids].n_voids == 0).all()
 
 
