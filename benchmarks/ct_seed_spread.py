@@ -3,12 +3,14 @@
 Run after a change of the phantom, the renderer, the denoiser or the segmentation, and update the
 measured ranges stated beside the asserts of ``tests/test_nanoct_segment.py`` and
 ``tests/test_nanoct_voids.py`` (a threshold is set from the spread, never just under one seed's value).
-Each seed pair (phantom seed k, noise seed k + 1) draws a new phantom and new noise; the tests use
-k = 0. ``solidity`` is deterministic: its "seed" draws a sub-voxel shift of the shapes (0: none, the
-test's case). The three cases over 20 seeds take ≈ 4 min on a shared 2-core machine; the numbers of
-the last run are in ``RESULTS_ct_seed_spread.md``::
+For the phantoms each seed pair (phantom seed k, noise seed k + 1) draws a new phantom and new noise;
+the tests use k = 0. ``touching`` and ``grey_particle`` keep the tests' exact shapes and draw new
+noise (the tests use seeds 0 and 3). ``solidity`` is deterministic: its "seed" draws a sub-voxel shift
+of the shapes (0: none, the test's case). All cases over 20 seeds take ≈ 5 min on a shared 2-core
+machine; the numbers of the last run are in ``RESULTS_ct_seed_spread.md``::
 
-    python benchmarks/ct_seed_spread.py [powder] [paper_cnr] [solidity] [--seeds 0 1 … 19]
+    python benchmarks/ct_seed_spread.py [powder] [paper_cnr] [solidity] [touching] [grey_particle]
+                                        [--seeds 0 1 … 19]
 """
 
 from __future__ import annotations
@@ -111,9 +113,69 @@ def solidity(seed: int, r: int = 8, d: int = 15) -> dict:
             "ell": seg.solidity(ell)}
 
 
+def _render(phase, rng, grey=(50.0, 110.0, 190.0), blur=0.7, noise=10.0):
+    """8-bit grey volume of a phase map (0 air, 1 glue, 2 NMC) as the tests render it."""
+    from scipy import ndimage as ndi
+
+    volume = ndi.gaussian_filter(np.choose(phase, grey), blur) + rng.normal(0, noise, phase.shape)
+    return np.clip(np.round(volume), 0, 255).astype(np.uint8)
+
+
+def touching(seed: int) -> dict:
+    """Six exact balls in two touching groups and one alone (tests' ``touching`` fixture), noise seed."""
+    shape = (64, 96, 96)
+    centres = [(32, 28, 26), (32, 28, 51), (32, 48, 39), (32, 70, 70), (32, 72, 47), (32, 22, 80)]
+    radii = [13, 13, 12, 14, 11, 12]
+    truth = np.zeros(shape, np.int32)
+    grid = np.indices(shape, dtype=np.float32)
+    for k, (c, r) in enumerate(zip(centres, radii, strict=True), start=1):
+        truth[sum((g - ci) ** 2 for g, ci in zip(grid, c, strict=True)) <= r * r] = k
+    phase = np.zeros(shape, np.uint8)
+    phase[52:] = 1
+    phase[truth > 0] = 2
+    result = seg.segment_particles(_render(phase, np.random.default_rng(seed)))
+    report = seg.match_labels(result.labels, truth, iou_min=0.8)
+    return {"n_particles": result.n_particles, "matched": report.matched,
+            "iou_min": float(report.iou_of_reference.min()), "over": report.over_segmented,
+            "under": report.under_segmented, "n_clusters": result.n_clusters}
+
+
+def grey_particle(seed: int) -> dict:
+    """The voids test's particle (r = 22, voids r = 6, 5, 4) through the whole chain, noise seed."""
+    shape = (56, 56, 56)
+    voids_true = [((28, 28, 20), 6), ((28, 36, 34), 5), ((20, 22, 34), 4)]
+    filled = _balls(shape, [(28, 28, 28)], 22)
+    void = _balls(shape, [c for c, _ in voids_true[:1]], voids_true[0][1])
+    for c, r in voids_true[1:]:
+        void |= _balls(shape, [c], r)
+    phase = np.zeros(shape, np.uint8)
+    phase[44:] = 1
+    phase[filled] = 2
+    phase[void] = 0
+    volume = _render(phase, np.random.default_rng(seed))
+    result = seg.segment_particles(volume)
+    fit = result.phase_fit
+    truth_fraction = void.sum() / filled.sum()
+    table, found = vd.analyse_voids(volume, result.labels, fit.void_threshold, voxel_size_um=0.025)
+    found = found.sort_values("volume_um3", ascending=False)
+    truth_d = np.array([2.0 * r for _, r in voids_true])
+    out = {"n_particles": result.n_particles, "void_threshold_minus_120": fit.void_threshold - 120,
+           "n_voids": int(table.n_voids.iloc[0]),
+           "fraction_err": float(table.void_fraction.iloc[0] - truth_fraction)}
+    if len(found) == len(truth_d):
+        d_eq = found.d_eq_um.to_numpy() / 0.025
+        d_lt = found.d_um.to_numpy() / 0.025
+        out["d_eq_rel_err_max"] = float(np.max(np.abs(d_eq / truth_d - 1)))
+        out["d_lt_excess_vox_max"] = float(np.max(np.abs(d_lt - truth_d) - 0.05 * truth_d))
+    at_nmc = vd.analyse_voids(volume, result.labels, result.threshold, voxel_size_um=0.025)[0]
+    out["fraction_bias_at_nmc"] = float(at_nmc.void_fraction.iloc[0] - truth_fraction)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cases = {"powder": powder, "paper_cnr": paper_cnr, "solidity": solidity}
+    cases = {"powder": powder, "paper_cnr": paper_cnr, "solidity": solidity, "touching": touching,
+             "grey_particle": grey_particle}
     parser.add_argument("cases", nargs="*", default=list(cases), choices=list(cases))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(20)))
     args = parser.parse_args(argv)

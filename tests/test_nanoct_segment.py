@@ -98,9 +98,11 @@ def test_histogram_without_three_phases_raises_with_manual_threshold_advice(case
 def test_touching_balls_segmented_against_truth(touching):
     """Count exact, every particle matched at IoU ≥ 0.8, no over- or under-segmentation.
 
-    IoU bound: the NMC threshold lies ~0.3 voxel outside the air/NMC mid-grey, shrinking a ball of
-    r = 11 by ~0.3 voxel → IoU ≈ (1 − 0.3/11)³ ≈ 0.92, and the watershed cut between touching balls
-    moves ≤ 1 voxel; 0.8 is the issue's criterion.
+    IoU: the NMC threshold lies ~0.3 voxel outside the air/NMC mid-grey, shrinking a ball of r = 11 by
+    ~0.3 voxel → IoU ≈ (1 − 0.3/11)³ ≈ 0.92, and the watershed cut between touching balls moves ≤ 1
+    voxel; 0.8 is the issue's criterion. Over 20 noise seeds (``benchmarks/ct_seed_spread.py
+    touching``): count, matches and clusters exact in all 20, smallest IoU 0.879–0.892 (mean 0.886,
+    σ 0.004; 0.891 at this test's seed 0) → > 0.87 (mean − 3σ = 0.874, rounded down).
     """
     truth, volume = touching
     result = seg.segment_particles(volume)
@@ -108,7 +110,7 @@ def test_touching_balls_segmented_against_truth(touching):
     report = seg.match_labels(result.labels, truth, iou_min=0.8)
     assert result.n_particles == report.n_reference == 6
     assert report.matched == 6, report.iou_of_reference
-    assert report.iou_of_reference.min() > 0.88
+    assert report.iou_of_reference.min() > 0.87
     assert report.over_segmented == 0 and report.under_segmented == 0
     assert result.n_clusters == 3  # two groups of touching balls and one alone
     assert not result.touches_border.any()

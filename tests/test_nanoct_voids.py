@@ -53,9 +53,15 @@ def test_particle_with_voids_from_grey_volume(particle):
     air/NMC mid-grey): void fraction within 0.01, void count exact, volume-equivalent diameters within
     5 %, local-thickness diameters within 5 % + 1 voxel.
 
-    Measured (seeds 3, 4): fraction −0.001; d_eq −0.5 to −3 %; 2·max LT −4 to −10 %: the largest
-    inscribed ball ends at the first noise-flipped voxel (≤ 1 voxel of diameter). At the NMC threshold
-    instead, voids grow by ~0.3 voxel and the fraction is +0.008: checked as the expected bias sign.
+    2·max LT runs 4–10 % short: the largest inscribed ball ends at the first noise-flipped voxel (≤ 1
+    voxel of diameter). At the NMC threshold instead, voids grow by ~0.3 voxel: the fraction's bias is
+    positive (the sign is physics).
+    Over 20 noise seeds (``benchmarks/ct_seed_spread.py grey_particle``; this test runs seed 3), each
+    bound mean ± 3σ rounded outwards unless stated: void threshold − 120 (the air/NMC mid-grey)
+    −0.71 … −0.54 (mean −0.64, σ 0.04) → |·| < 1; void count 3 in all 20; fraction error +0.0003 …
+    +0.0009 (0.01 is the accuracy asked, ≫ mean + 3σ = 0.0012); largest |d_eq/d − 1| 2.2–3.6 % (mean
+    3.0 %, σ 0.35 %) → 5 %; largest LT excess over 5 % 0.12–0.67 voxel (mean 0.31, σ 0.19) → 1 voxel;
+    fraction bias at the NMC threshold +0.0077 … +0.0094 (mean 0.0084, σ 0.0005) → (0, 0.011).
     """
     filled, void = particle
     rng = np.random.default_rng(3)
@@ -69,7 +75,7 @@ def test_particle_with_voids_from_grey_volume(particle):
     assert result.n_particles == 1
     truth_fraction = void.sum() / filled.sum()
     fit = result.phase_fit
-    assert abs(fit.void_threshold - 120) < 2
+    assert abs(fit.void_threshold - 120) < 1
     table, voids = vd.analyse_voids(volume, result.labels, fit.void_threshold, voxel_size_um=0.025)
     assert table.n_voids.iloc[0] == 3
     assert abs(table.void_fraction.iloc[0] - truth_fraction) < 0.01
@@ -78,7 +84,7 @@ def test_particle_with_voids_from_grey_volume(particle):
     np.testing.assert_allclose(voids.d_eq_um / 0.025, truth_d, rtol=0.05)
     assert np.all(np.abs(voids.d_um / 0.025 - truth_d) <= 0.05 * truth_d + 1.0)
     at_nmc = vd.analyse_voids(volume, result.labels, result.threshold, voxel_size_um=0.025)[0]
-    assert 0 < at_nmc.void_fraction.iloc[0] - truth_fraction < 0.01
+    assert 0 < at_nmc.void_fraction.iloc[0] - truth_fraction < 0.011
 
 
 def test_localthickness_agrees_with_porespy_peer(particle):
