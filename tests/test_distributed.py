@@ -122,7 +122,7 @@ def test_ct_reconstruct_resumes_from_finished_slab_files(dask_cluster, ct_sample
         f["volume"][2:] = 0
         center, params = float(f.attrs["center_px"]), f.attrs["params"]
     slab_tasks.slab_dir(out).mkdir()
-    tag = slab_tasks._run_tag(params, center)
+    tag = slab_tasks.slab_run_tag(params, center)
     slab_tasks.reconstruct_slab_task((12, 14), str(out), center, "none", "gridding", tag)
     with Client(dask_cluster, timeout="30s") as client:
         computed = slab_tasks.slab_pass(out, center, "none", "gridding", 2, 10, 16, client, quiet=True)

@@ -21,6 +21,7 @@ import pytest
 from helpers.nanoct import shapes
 from helpers.nanoct.morphology import (
     COLUMNS,
+    circumball,
     circumscribed_radius,
     measure_particle,
     particle_table,
@@ -175,6 +176,7 @@ def test_porespy_regionprops_agrees_on_volume_and_axes_but_not_sphericity():
     sphere's surface is the binary staircase mesh (ψ ≈ 0.78 instead of 1). This is why the workbook
     computes the surface itself.
     """
+    # porespy is in the `test` extra CI installs; the skip only spares a bare core install
     porespy = pytest.importorskip("porespy")
     volume = np.zeros((80, 80, 120), dtype=np.int32)
     _place(volume, shapes.cube(19.5), (2, 2, 2), 1)
@@ -284,17 +286,43 @@ def test_particle_table_on_the_powder_phantom():
 def _brute_force_enclosing_radius(points):
     from itertools import combinations
 
-    from helpers.nanoct.morphology import _circumball
-
     best = np.inf
     for k in (2, 3, 4):
         for subset in combinations(range(len(points)), k):
-            centre, radius2 = _circumball(points[list(subset)])
+            centre, radius2 = circumball(points[list(subset)])
             radius = np.sqrt(radius2)
             inside = np.linalg.norm(points - centre, axis=1) <= radius * (1 + 1e-9) + 1e-9
             if radius < best and inside.all():
                 best = radius
     return best
+
+
+def test_circumball_puts_its_support_on_the_smallest_boundary():
+    """The building block of Welzl's ball (and of the brute force below), against analytic balls: four
+    points on a known sphere give that sphere; three give the centre in their plane equidistant to all
+    (their circumcircle); two their midpoint; collinear three the farthest pair's midpoint; one itself."""
+    rng = np.random.default_rng(11)
+    centre, radius = np.array([1.0, -2.0, 3.0]), 4.0
+    directions = rng.normal(size=(4, 3))
+    on_sphere = centre + radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    got, radius2 = circumball(on_sphere)
+    np.testing.assert_allclose(got, centre, atol=1e-9)
+    assert radius2 == pytest.approx(radius**2, rel=1e-12)
+    triple = on_sphere[:3]
+    got, radius2 = circumball(triple)
+    np.testing.assert_allclose(np.sum((triple - got) ** 2, axis=1), radius2, rtol=1e-12)
+    normal = np.cross(triple[1] - triple[0], triple[2] - triple[0])
+    assert abs((got - triple[0]) @ normal) < 1e-9 * np.linalg.norm(normal)
+    assert radius2 < radius**2  # a circumcircle off the sphere's centre is smaller than the sphere
+    got, radius2 = circumball(on_sphere[:2])
+    np.testing.assert_allclose(got, on_sphere[:2].mean(axis=0))
+    assert radius2 == pytest.approx(np.sum((on_sphere[0] - on_sphere[1]) ** 2) / 4)
+    got, radius2 = circumball(np.array([[0.0, 0, 0], [1.0, 0, 0], [3.0, 0, 0]]))
+    np.testing.assert_allclose(got, [1.5, 0, 0])
+    assert radius2 == pytest.approx(2.25)
+    got, radius2 = circumball(on_sphere[:1])
+    np.testing.assert_array_equal(got, on_sphere[0])
+    assert radius2 == 0.0
 
 
 def test_minimum_enclosing_sphere_is_exact():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers.nanoct import shapes
-from helpers.nanoct.roundness import _fit_sphere, principal_curvatures, smoothed_surface, wadell_roundness
+from helpers.nanoct.roundness import fit_sphere, principal_curvatures, smoothed_surface, wadell_roundness
 
 TILT = shapes.rotation_matrix((30.0, 20.0, 10.0))
 OTHER_TILT = shapes.rotation_matrix((-50.0, 35.0, 70.0))
@@ -97,9 +97,15 @@ def test_sphere_fit_recovers_an_exact_cap():
     directions = directions[directions[:, 2] > 0.5]
     centre, radius = np.array([3.0, -2.0, 5.0]), 7.5
     points = centre + radius * directions + rng.normal(scale=0.05, size=directions.shape)
-    fitted_centre, fitted_radius = _fit_sphere(points)
+    fitted_centre, fitted_radius = fit_sphere(points)
     assert fitted_radius == pytest.approx(radius, rel=0.01)
     assert np.allclose(fitted_centre, centre, atol=0.2)
+    # the same in 2-D (the circle of an edge's cross-section): a 90° arc of r = 5 with 0.05 noise
+    phi = rng.uniform(0, np.pi / 2, 200)
+    arc = [1.0, 2.0] + 5.0 * np.c_[np.cos(phi), np.sin(phi)] + rng.normal(scale=0.05, size=(200, 2))
+    arc_centre, arc_radius = fit_sphere(arc)
+    assert arc_radius == pytest.approx(5.0, rel=0.01)
+    assert np.allclose(arc_centre, [1.0, 2.0], atol=0.2)
 
 
 def test_bad_inputs_raise_clear_errors():

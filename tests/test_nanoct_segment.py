@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from helpers.nanoct import phases
 from helpers.nanoct import segment as seg
+from helpers.synthetic import ct_phantom
 
 GREY = (50.0, 110.0, 190.0)  # air, glue, NMC
 NOISE = 10.0
@@ -61,7 +61,14 @@ def test_three_phase_fit_recovers_known_gaussians():
     np.testing.assert_allclose(fit.means, mu, atol=0.3)
     np.testing.assert_allclose(fit.sigmas, sd, atol=0.3)
     np.testing.assert_allclose(fit.weights, w, atol=0.005)
-    exact = phases._crossing(np.column_stack([w, mu, sd]).ravel(), 1)
+    # the exact crossing of the true glue and NMC densities, solved here (not by the fitter's own rule)
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def density_difference(x):
+        return w[1] * norm.pdf(x, mu[1], sd[1]) - w[2] * norm.pdf(x, mu[2], sd[2])
+
+    exact = brentq(density_difference, mu[1], mu[2])
     assert abs(fit.threshold_nmc - exact) < 0.5
     assert 0 < fit.threshold_nmc_sigma < 0.5
     assert mu[0] < fit.threshold_air < mu[1] < fit.threshold_nmc < mu[2]
@@ -91,9 +98,11 @@ def test_histogram_without_three_phases_raises_with_manual_threshold_advice(case
 def test_touching_balls_segmented_against_truth(touching):
     """Count exact, every particle matched at IoU ≥ 0.8, no over- or under-segmentation.
 
-    IoU bound: the NMC threshold lies ~0.3 voxel outside the air/NMC mid-grey, shrinking a ball of
-    r = 11 by ~0.3 voxel → IoU ≈ (1 − 0.3/11)³ ≈ 0.92, and the watershed cut between touching balls
-    moves ≤ 1 voxel; 0.8 is the issue's criterion.
+    IoU: the NMC threshold lies ~0.3 voxel outside the air/NMC mid-grey, shrinking a ball of r = 11 by
+    ~0.3 voxel → IoU ≈ (1 − 0.3/11)³ ≈ 0.92, and the watershed cut between touching balls moves ≤ 1
+    voxel; 0.8 is the issue's criterion. Over 20 noise seeds (``benchmarks/ct_seed_spread.py
+    touching``): count, matches and clusters exact in all 20, smallest IoU 0.879–0.892 (mean 0.886,
+    σ 0.004; 0.891 at this test's seed 0) → > 0.87 (mean − 3σ = 0.874, rounded down).
     """
     truth, volume = touching
     result = seg.segment_particles(volume)
@@ -101,7 +110,7 @@ def test_touching_balls_segmented_against_truth(touching):
     report = seg.match_labels(result.labels, truth, iou_min=0.8)
     assert result.n_particles == report.n_reference == 6
     assert report.matched == 6, report.iou_of_reference
-    assert report.iou_of_reference.min() > 0.88
+    assert report.iou_of_reference.min() > 0.87
     assert report.over_segmented == 0 and report.under_segmented == 0
     assert result.n_clusters == 3  # two groups of touching balls and one alone
     assert not result.touches_border.any()
@@ -171,13 +180,33 @@ def test_single_voxel_particle_dropped_by_default_kept_on_request():
 
 
 def test_solidity_and_defective_classification():
-    """Convex balls keep solidity ≥ 0.9 (measured 0.94 at r = 8); a welded pair (two balls r = 8 whose
-    centres are 15 voxels apart, measured 0.78; 0.81 at 14) is < 0.80; 6 % voids is a pore defect."""
-    ball = balls((30, 30, 30), [(15, 15, 15)], [8]) > 0
-    pair = balls((30, 30, 48), [(15, 15, 15), (15, 15, 30)], [8, 8]) > 0
-    s_ball, s_pair = seg.solidity(ball), seg.solidity(pair)
-    assert s_ball > 0.9 and s_pair < 0.80
-    flags = seg.classify_defective([0.0, 0.06, 0.0], [s_ball, s_ball, s_pair])
+    """Solidity against geometry, and the classifier on shapes whose flag geometry decides.
+
+    Spreads over 20 sub-voxel shifts of the shapes' centres (``benchmarks/ct_seed_spread.py solidity``;
+    shift 0, none, is this test's case). Ball r = 8: 0.939 here, 0.939–0.969 → > 0.9 (the voxel hull's
+    half-voxel face offset lowers solidity most at small r: 0.88 at r = 3).
+    Welded pair (two balls r = 8, centres d = 15 apart): no bound under 0.80 is geometry. The continuous
+    solidity of two equal balls, (2V − lens)/(πr²d + V), is ≥ 0.80 for every d ≤ 2r (0.829 here, 0.80
+    just touching), so an equal welded pair sits on the classifier's cut and is flagged or not by the
+    lattice (voxelised 0.785 here, 0.785–0.825 over the shifts). What geometry does fix: the face-centre
+    hull is the hull of balls of radius r + δ, δ = r(s_ball^(−1/3) − 1) from the ball's own solidity,
+    so solidity ≈ voxels / (π(r+δ)²d + 4/3 π(r+δ)³); measured − predicted −0.000 … +0.021 (mean 0.007,
+    σ 0.006) → |Δ| ≤ 0.03 (mean + 3σ = 0.025, rounded up).
+    L-shaped three-grain aggregate (centres 15 apart at a right angle): Steiner's formula for the hull
+    (2Ar + πPr²/2 + 4/3 πr³, triangle area A, perimeter P) gives continuous solidity 0.705; voxelised
+    0.668 here, 0.668–0.710 (mean 0.690, σ 0.007) → < 0.75, flagged at the 0.80 cut with a 0.09
+    margin. 6 % voids is a pore defect (cut 5 %)."""
+    r, d = 8, 15
+    ball = balls((30, 30, 30), [(15, 15, 15)], [r]) > 0
+    pair = balls((30, 30, 48), [(15, 15, 15), (15, 15, 15 + d)], [r, r]) > 0
+    ell = balls((30, 48, 48), [(15, 15, 15), (15, 15, 15 + d), (15, 15 + d, 15 + d)], [r, r, r]) > 0
+    s_ball, s_pair, s_ell = seg.solidity(ball), seg.solidity(pair), seg.solidity(ell)
+    assert s_ball > 0.9
+    r_hull = r * s_ball ** (-1 / 3)
+    predicted = pair.sum() / (np.pi * r_hull**2 * d + 4 / 3 * np.pi * r_hull**3)
+    assert abs(s_pair - predicted) <= 0.03, (s_pair, predicted)
+    assert s_ell < 0.75
+    flags = seg.classify_defective([0.0, 0.06, 0.0], [s_ball, s_ball, s_ell])
     assert flags.tolist() == [False, True, True]
     with pytest.raises(ValueError, match="must match"):
         seg.classify_defective([0.1], [0.9, 0.9])
@@ -187,24 +216,29 @@ def test_solidity_and_defective_classification():
 def phantom_case():
     """96³ powder phantom (25 nm voxels, 177 particles, 17 % with voids, 8 % welded aggregates) as an
     8-bit volume at CNR 12 with a 0.5-voxel blur: the three grey peaks the paper's SI describes."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
     grey = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5)
     return phantom, grey.volume_8bit
 
 
 def test_phantom_powder_against_label_truth(phantom_case):
-    """Count within 10 %, ≥ 85 % of the particles matched at IoU ≥ 0.8, over- and under-segmentation
-    ≤ 8 % each (measured: 165 for 177, 91 % matched, over 0.6 %, under 6.7 %; seed 1: 89 %, 1.4 %,
-    5.3 %; without the relative-dynamic merge 86 %, 6.2 %, 6.1 %). The misses are physical: flat
-    contacts and welded grains merge (under), elongated or voided particles can still be cut (over),
-    and the smallest particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
+    """Count, matched share (IoU ≥ 0.8), over- and under-segmentation against label truth.
+
+    Bounds from the spread over 20 seed pairs (phantom seed k, noise seed k + 1, k = 0…19;
+    ``benchmarks/ct_seed_spread.py powder``): mean ∓ 3σ, rounded outwards to the next per cent.
+    Count error −8.0 … −1.2 % (mean −4.7 %, σ 1.6 %) → |error| ≤ 10 %;
+    matched 88.6–95.7 % (mean 91.1 %, σ 1.7 %) → ≥ 85 %;
+    over 0.0–3.4 % (mean 1.5 %, σ 0.9 %) → ≤ 5 %; under 3.2–10.5 % (mean 6.2 %, σ 1.5 %) → ≤ 11 %;
+    smallest Ashman D 3.93–4.01 → > 2 (the phases are resolved).
+    This test runs k = 0: 165 for 177, 91.0 % matched, over 0.6 %, under 6.7 %. The misses are
+    physical: flat contacts and welded grains merge (under), elongated or voided particles can still be
+    cut (over), and the smallest particles (6–10 voxels) lose ≥ 20 % IoU to any half-voxel edge error."""
     phantom, volume = phantom_case
     result = seg.segment_particles(volume, h=1.0)
     report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
-    assert abs(result.n_particles - report.n_reference) <= 0.1 * report.n_reference
+    assert abs(result.n_particles - report.n_reference) <= 0.10 * report.n_reference
     assert report.matched_fraction >= 0.85
-    assert report.over_rate <= 0.08 and report.under_rate <= 0.08
+    assert report.over_rate <= 0.05 and report.under_rate <= 0.11
     assert result.phase_fit.separations.min() > 2
 
 
@@ -238,9 +272,15 @@ def test_ct_analyse_command_writes_labels_tables_and_provenance(tmp_path, touchi
 
 def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phantom_case):
     """The dense phantom percolates into one big cluster; cut into 48³ tiles with a 12-voxel halo
-    (above the particles' inscribed radii, ≤ 12 voxels here), ≥ 95 % of the untiled particles are
-    found again at IoU ≥ 0.8 (measured 164 of 165), and the match to truth is as good (measured 160
-    vs 161). With a 6-voxel halo it degrades (162 of 165): the halo must exceed the radius."""
+    (above the particles' inscribed radii, ≤ 12 voxels here), the tiled watershed finds the untiled
+    particles again at IoU ≥ 0.8 and matches truth as well. With a 6-voxel halo it degrades (162 of
+    165 at k = 0): the halo must exceed the radius.
+
+    Bounds from 20 seed pairs (k = 0…19, ``benchmarks/ct_seed_spread.py powder``), mean ∓ 3σ rounded
+    outwards: largest tile's work 0.280–0.300 of the untiled cluster's box (mean 0.286, σ 0.005) →
+    < 1/3; untiled particles found again 97.7–100 % (mean 99.5 %, σ 0.7 %) → ≥ 97 %; tiled − untiled
+    particles matched to truth −3 … 0 (mean −0.85, σ 0.93) → ≥ −4. This test runs k = 0: 164 of 165,
+    160 vs 161."""
     phantom, volume = phantom_case
     threshold = seg.fit_three_phases(volume).threshold_nmc
     clusters, n, _ = seg.label_clusters(seg.nmc_mask(volume, threshold), min_voxels=8)
@@ -248,9 +288,9 @@ def test_tiled_watershed_of_a_percolating_cluster_matches_the_untiled_one(phanto
     tiled, _, work = seg.split_clusters(clusters, n, max_box_voxels=40**3, tile_vox=48, halo_vox=12)
     assert work < big / 3
     same = seg.match_labels(tiled, untiled, iou_min=0.8)
-    assert same.matched >= 0.95 * same.n_reference
+    assert same.matched >= 0.97 * same.n_reference
     truth = phantom.filled_labels()
-    assert seg.match_labels(tiled, truth).matched >= seg.match_labels(untiled, truth).matched - 3
+    assert seg.match_labels(tiled, truth).matched >= seg.match_labels(untiled, truth).matched - 4
 
 
 def test_threshold_systematics_helpers():
@@ -292,23 +332,28 @@ def test_relative_dynamic_merges_a_fused_peanut_but_not_touching_balls():
 def paper_cnr_case():
     """128³ phantom with larger particles (``d50_volume_um=1.2`` asked, drawn d50 0.9 µm = 36 voxels,
     37 particles; the paper's is 1.9 µm = 76 voxels), rendered at the paper's CNR 2.3."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
     phantom = ct_phantom.make_powder_phantom((128, 128, 128), rng=0, d50_volume_um=1.2)
     low = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=2.3, blur_sigma_vox=0.5).volume_8bit
     return phantom, low, phantom.phase == ct_phantom.NMC
 
 
 def test_denoising_restores_the_three_phase_fit_and_segmentation_at_paper_cnr(paper_cnr_case):
-    """At CNR 2.3 the raw fit refuses (Ashman's D < 2); after TV denoising it succeeds (measured D 2.15,
-    4.17) and the chain reaches: NMC volume within ±8 % of truth (measured +3.0 %; one grey level moves
-    the NMC volume by ~3 % here, so ±8 % is ±2.5 grey levels, the spread of the mid-grey threshold,
-    134.6–136.3, and the best global threshold against truth, 135–137, over the three filters);
-    ≥ 30 % of the 37 particles matched at IoU ≥ 0.8 (measured 40.5 %; binomial σ over 37 particles is
-    8 %, so 30 % is −1.3σ); over- and under-segmentation ≤ 20 % (measured 2.7 %, 8.1 %). The same
-    phantom at CNR 12 without denoising: 100 % matched, NMC volume −0.4 %. The loss is physical: the
-    residual noise and the filter's edge rounding move a particle's surface by ~1 voxel, which costs a
-    36-voxel particle ~6/36 = 17 % of its IoU; the weighted-crossing threshold would give −17 % NMC
-    volume and 16 % matched (see :attr:`PhaseFit.threshold_nmc_midpoint`)."""
+    """At CNR 2.3 the raw fit refuses (Ashman's D < 2); after TV denoising it succeeds and the chain
+    recovers the NMC volume and part of the particles.
+
+    Bounds from the spread over 20 seed pairs (phantom seed k, noise seed k + 1, k = 0…19;
+    ``benchmarks/ct_seed_spread.py paper_cnr``), mean ∓ 3σ rounded outwards to the next per cent:
+    raw fit refused in 20 of 20; NMC volume error −2.0 … +8.6 % (mean +2.8 %, σ 2.8 %) → −6 … +12 %
+    (one grey level moves the NMC volume by ~3 % here: ±4 grey levels of the mid-grey threshold);
+    matched at IoU ≥ 0.8 24.5–55.6 % (mean 39.2 %, σ 7.8 %, the binomial σ of ~43 particles at 39 %)
+    → ≥ 15 %; over 2.0–11.8 % (mean 5.8 %, σ 3.0 %) → ≤ 15 %; under 3.4–22.7 % (mean 14.2 %, σ 5.6 %)
+    → ≤ 31 %. D > 2 is the fitter's own acceptance rule, not a tuned bound: the denoised smallest D
+    is 2.05–2.38 (mean 2.17, σ 0.08), so about 2 % of such volumes would still be refused.
+    This test runs k = 0 (37 particles, d50 36 voxels): D 2.23, NMC volume +3.0 %, 40.5 % matched,
+    over 2.7 %, under 8.1 %. The same phantom at CNR 12 without denoising: 100 % matched, NMC volume
+    −0.4 %. The loss is physical: the residual noise and the filter's edge rounding move a particle's
+    surface by ~1 voxel, which costs a 36-voxel particle ~6/36 = 17 % of its IoU; the weighted-crossing
+    threshold would give −17 % NMC volume and 16 % matched (see :attr:`PhaseFit.threshold_nmc_midpoint`)."""
     from helpers.nanoct.denoise import denoise_volume
 
     phantom, low, nmc_true = paper_cnr_case
@@ -319,10 +364,10 @@ def test_denoising_restores_the_three_phase_fit_and_segmentation_at_paper_cnr(pa
     assert result.threshold == pytest.approx(result.phase_fit.threshold_nmc_midpoint)
     np.testing.assert_array_equal(result.denoised, denoise_volume(low, "tv"))
     nmc_error = np.count_nonzero(result.denoised > result.threshold) / np.count_nonzero(nmc_true) - 1
-    assert abs(nmc_error) <= 0.08
+    assert -0.06 <= nmc_error <= 0.12
     report = seg.match_labels(result.labels, phantom.filled_labels(), iou_min=0.8)
-    assert report.matched_fraction >= 0.30
-    assert report.over_rate <= 0.2 and report.under_rate <= 0.2
+    assert report.matched_fraction >= 0.15
+    assert report.over_rate <= 0.15 and report.under_rate <= 0.31
 
 
 @pytest.mark.parametrize("method", ["tv", "nlm", "median"])
@@ -396,5 +441,7 @@ def test_ct_analyse_denoise_flag_records_the_filter(tmp_path, paper_cnr_case):
         assert f.attrs["denoise_method"] == "tv" and f.attrs["denoise_strength"] == 0.2
         assert f.attrs["threshold_rule"] == "midpoint"
         assert f.attrs["nmc_threshold_grey"] == pytest.approx(expected)
-        assert 30 <= f.attrs["n_particles"] <= 45  # 37 true particles
+        # 37 true particles; found/true over the 20 seeds of the denoising test above 0.84–1.07 (mean
+        # 0.95, σ 0.06) → mean ∓ 3σ = 0.76–1.14 of 37
+        assert 28 <= f.attrs["n_particles"] <= 42
     assert main(["ct-analyse", str(src), "--out", str(out), "--overwrite"]) == 2  # raw fit refuses

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from helpers.nanoct import segment as seg
 from helpers.nanoct import voids as vd
+from helpers.synthetic import ct_phantom
 
 SHAPE = (56, 56, 56)
 CENTRE = (28, 28, 28)
@@ -52,9 +53,15 @@ def test_particle_with_voids_from_grey_volume(particle):
     air/NMC mid-grey): void fraction within 0.01, void count exact, volume-equivalent diameters within
     5 %, local-thickness diameters within 5 % + 1 voxel.
 
-    Measured (seeds 3, 4): fraction −0.001; d_eq −0.5 to −3 %; 2·max LT −4 to −10 %: the largest
-    inscribed ball ends at the first noise-flipped voxel (≤ 1 voxel of diameter). At the NMC threshold
-    instead, voids grow by ~0.3 voxel and the fraction is +0.008: checked as the expected bias sign.
+    2·max LT runs 4–10 % short: the largest inscribed ball ends at the first noise-flipped voxel (≤ 1
+    voxel of diameter). At the NMC threshold instead, voids grow by ~0.3 voxel: the fraction's bias is
+    positive (the sign is physics).
+    Over 20 noise seeds (``benchmarks/ct_seed_spread.py grey_particle``; this test runs seed 3), each
+    bound mean ± 3σ rounded outwards unless stated: void threshold − 120 (the air/NMC mid-grey)
+    −0.71 … −0.54 (mean −0.64, σ 0.04) → |·| < 1; void count 3 in all 20; fraction error +0.0003 …
+    +0.0009 (0.01 is the accuracy asked, ≫ mean + 3σ = 0.0012); largest |d_eq/d − 1| 2.2–3.6 % (mean
+    3.0 %, σ 0.35 %) → 5 %; largest LT excess over 5 % 0.12–0.67 voxel (mean 0.31, σ 0.19) → 1 voxel;
+    fraction bias at the NMC threshold +0.0077 … +0.0094 (mean 0.0084, σ 0.0005) → (0, 0.011).
     """
     filled, void = particle
     rng = np.random.default_rng(3)
@@ -68,7 +75,7 @@ def test_particle_with_voids_from_grey_volume(particle):
     assert result.n_particles == 1
     truth_fraction = void.sum() / filled.sum()
     fit = result.phase_fit
-    assert abs(fit.void_threshold - 120) < 2
+    assert abs(fit.void_threshold - 120) < 1
     table, voids = vd.analyse_voids(volume, result.labels, fit.void_threshold, voxel_size_um=0.025)
     assert table.n_voids.iloc[0] == 3
     assert abs(table.void_fraction.iloc[0] - truth_fraction) < 0.01
@@ -77,12 +84,13 @@ def test_particle_with_voids_from_grey_volume(particle):
     np.testing.assert_allclose(voids.d_eq_um / 0.025, truth_d, rtol=0.05)
     assert np.all(np.abs(voids.d_um / 0.025 - truth_d) <= 0.05 * truth_d + 1.0)
     at_nmc = vd.analyse_voids(volume, result.labels, result.threshold, voxel_size_um=0.025)[0]
-    assert 0 < at_nmc.void_fraction.iloc[0] - truth_fraction < 0.01
+    assert 0 < at_nmc.void_fraction.iloc[0] - truth_fraction < 0.011
 
 
 def test_localthickness_agrees_with_porespy_peer(particle):
     """Peer: porespy's local thickness (integer radii) and ``localthickness`` agree within 1 voxel of
     radius on each void's largest ball (porespy rounds radii to integers)."""
+    # porespy is in the `test` extra CI installs; the skip only spares a bare core install
     porespy = pytest.importorskip("porespy")
     _, void = particle
     ours = vd.local_thickness_diameter(void) / 2
@@ -167,10 +175,15 @@ def test_particle_and_nearby_air_histograms():
 
 def test_phantom_voids_against_truth():
     """On the 96³ phantom (CNR 12, blur 0.5 voxel), for defective particles segmented at IoU ≥ 0.8:
-    void fraction within 0.01 of truth for ≥ 80 % (measured 24 of 27), void count exact for ≥ 75 %
-    (measured 22 of 27), and no void at all in the non-defective ones (measured 0). The misses are
-    voids within ~1 voxel of the surface that the blur opens to the outside: no longer enclosed."""
-    ct_phantom = pytest.importorskip("helpers.synthetic.ct_phantom")
+    void fraction within 0.01 of truth, void count exact, and no void at all in the non-defective ones.
+    The misses are voids within ~1 voxel of the surface that the blur opens to the outside: no longer
+    enclosed.
+
+    Bounds from the spread over 20 seed pairs (phantom seed k, noise seed k + 1, k = 0…19;
+    ``benchmarks/ct_seed_spread.py powder``), mean − 3σ rounded down to the next per cent:
+    defective particles matched 23–38 (mean 27.8, σ 3.5) → ≥ 17; fraction within 0.01 for 83.9–100 %
+    (mean 91.6 %, σ 4.3 %) → ≥ 78 %; count exact for 81.5–100 % (mean 93.5 %, σ 5.0 %) → ≥ 78 %;
+    voids in non-defective particles 0 in all 20. This test runs k = 0: 24 and 22 of 27, 0."""
     phantom = ct_phantom.make_powder_phantom((96, 96, 96), rng=0)
     volume = ct_phantom.phantom_to_grey_8bit(phantom, rng=1, cnr=12, blur_sigma_vox=0.5).volume_8bit
     result = seg.segment_particles(volume, h=1.0)
@@ -183,9 +196,9 @@ def test_phantom_voids_against_truth():
         columns={"void_fraction": "void_fraction_truth", "n_voids": "n_voids_truth"})
     good = table[table.iou >= 0.8].join(truth_cols, on="truth")
     defective = good[good.has_voids]
-    assert len(defective) >= 20
-    assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.8
-    assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.75
+    assert len(defective) >= 17
+    assert np.mean(np.abs(defective.void_fraction - defective.void_fraction_truth) < 0.01) >= 0.78
+    assert np.mean(defective.n_voids == defective.n_voids_truth) >= 0.78
     assert (good[~good.has_voids].n_voids == 0).all()
 
 

@@ -24,7 +24,7 @@ def test_pixel_q_vectors_match_xrayutilities_area(phi, nu, delta, centre, roi):
     degree so that no rounding of chpdeg enters. Both are float64 closed forms, so the only
     difference is rounding (~1e-15); 1e-6 is the acceptance bound of the issue.
     """
-    xu = pytest.importorskip("xrayutilities")
+    import xrayutilities as xu  # core dependency: a failed import must fail the test
     eta = np.array([6.0, 7.52, 9.1])
     q = geo.pixel_q_vectors(eta, phi, nu, delta, LAM_M, DIST_M, PIX_M, centre, (516, 516), roi=roi)
     qconv = xu.experiment.QConversion(["y-", "z-"], ["z-", "y-"], [1, 0, 0])

@@ -75,7 +75,7 @@ def test_xsocs_accepts_the_file_and_converts_q_like_the_reader(written, tmp_path
     XSOCS turns tan(1°)·L/p channels per degree back into a pixel width 2·tan(0.5°)/chpdeg: a 7.6e-5
     relative change of the pixel angle, i.e. < 2e-7 relative in Q at ±32 px from the direct beam.
     """
-    pytest.importorskip("xsocs")
+    pytest.importorskip("xsocs")  # in the `test` extra CI installs; skip only on a bare core install
     from xsocs.io.bliss import make_xsocs_links
     from xsocs.io.XsocsH5 import XsocsH5
     from xsocs.process.qspace.QSpaceConverter import qspace_conversion

@@ -99,7 +99,7 @@ def test_xsocs_converts_the_bundled_sample_to_q_space(tmp_path):
     supported - weights:uint32"), over a ≈ 6 × 6-point sample ROI. The centre of mass of XSOCS's summed
     q-space histogram lies within one of its q bins of the intensity-weighted mean Q that our reader's
     q-vectors and frames give for the same points."""
-    pytest.importorskip("xsocs")
+    pytest.importorskip("xsocs")  # in the `test` extra CI installs; skip only on a bare core install
     from xsocs.io.bliss import make_xsocs_links
     from xsocs.process.qspace.QSpaceConverter import QSpaceConverter
 

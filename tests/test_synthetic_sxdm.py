@@ -143,8 +143,8 @@ def test_maxipix_gaps_hot_dead_pixels_and_poisson_background():
     wide = np.zeros(16, bool)
     wide[[5, 10]] = True
     expected = np.full((16, 16), 2.0) * np.where(wide, 3, 1)[:, None] * np.where(wide, 3, 1)[None, :]
-    hot_r, hot_c = sim._hot
-    dead_r, dead_c = sim._dead
+    hot_r, hot_c = sim.hot_pixels
+    dead_r, dead_c = sim.dead_pixels
     expected[hot_r, hot_c] += 40.0
     expected[dead_r, dead_c] = 0.0
     good = ~gap
@@ -335,7 +335,7 @@ def test_drift_moves_the_footprint_of_each_eta_map_and_a_short_rocking_range_cut
     strongest = np.argsort(with_drift.sum(axis=(1, 2)))[-3:]
     assert not np.all(drift[strongest] == 0)
     for k in strongest:
-        moved = sim._expected_point(px + drift[k, 0], py + drift[k, 1], sim._cells, drift=False)
+        moved = sim.expected_at(px + drift[k, 0], py + drift[k, 1], drift=False)
         # equal up to the footprint tails cut at 3.5 σ (exp(-3.5²/2) = 0.2 % of the weight) around
         # slightly different window centres
         np.testing.assert_allclose(with_drift[k], moved[k], rtol=0, atol=3e-3 * moved[k].max())

@@ -41,7 +41,7 @@ import numpy as np
 from scipy import ndimage, optimize, sparse
 from scipy.spatial import cKDTree
 
-__all__ = ["RoundnessResult", "principal_curvatures", "smoothed_surface", "wadell_roundness"]
+__all__ = ["RoundnessResult", "fit_sphere", "principal_curvatures", "smoothed_surface", "wadell_roundness"]
 
 SURFACE_SIGMA_VOX = 1.0
 CURVATURE_SIGMA_VOX = 2.0
@@ -187,10 +187,12 @@ def _gaussian_derivatives_at(f, sigma_vox, coords):
         del along_z
 
 
-def _fit_sphere(points):
-    """Least-squares sphere (centre, radius): algebraic fit refined by geometric least squares.
+def fit_sphere(points):
+    """Least-squares sphere (centre, radius; units of ``points``) of ``points`` (N, 3): the algebraic
+    fit refined by geometric least squares (distances to the surface).
 
-    Works in any dimension: 2-D ``points`` give the least-squares circle.
+    Hand-written: scikit-image's ``CircleModel`` is 2-D only. Works in any dimension: (N, 2) ``points``
+    give the least-squares circle.
     """
     design = np.column_stack([2 * points, np.ones(len(points))])
     rhs = np.einsum("ij,ij->i", points, points)
@@ -213,9 +215,9 @@ def _fit_piece_radius(points, kappa_max, kappa_min, direction_min):
         axis = np.linalg.eigh(orientation)[1][:, -1]
         basis = np.linalg.svd(np.eye(3) - np.outer(axis, axis))[0][:, :2]
         mean = points.mean(axis=0)
-        centre, radius = _fit_sphere((points - mean) @ basis)
+        centre, radius = fit_sphere((points - mean) @ basis)
         return mean + basis @ centre, radius
-    return _fit_sphere(points)
+    return fit_sphere(points)
 
 
 def _split_patch(points, piece_size):

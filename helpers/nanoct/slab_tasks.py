@@ -36,7 +36,12 @@ def slab_file(out, a: int, b: int) -> Path:
     return slab_dir(out) / f"slab_{a:06d}_{b:06d}.h5"
 
 
-def _run_tag(params_json: str, center: float) -> str:
+def slab_run_tag(params_json: str, center: float) -> str:
+    """The run a slab file belongs to (its ``run`` attribute): the output's parameters and the centre (px).
+
+    A slab file whose tag differs from the current run's is ignored and redone; pass it as ``run_tag``
+    to :func:`reconstruct_slab_task`.
+    """
     return json.dumps({"params": json.loads(params_json), "center_px": float(center)}, sort_keys=True)
 
 
@@ -102,7 +107,7 @@ def slab_pass(out, center: float, rings_method: str, method: str, slab: int, row
     out = Path(out)
     with h5py.File(out, "r") as f:
         done = f["slice_done"][()]
-        run_tag = _run_tag(f.attrs["params"], center)
+        run_tag = slab_run_tag(f.attrs["params"], center)
     todo = plan_slabs(done, row0, row1, slab)
     slab_dir(out).mkdir(exist_ok=True)
     compute = [r for r in todo if not _finished_slab(slab_file(out, *r), run_tag)]

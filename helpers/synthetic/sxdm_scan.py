@@ -174,8 +174,8 @@ class SxdmSimulation:
     y_um: np.ndarray
     truth: ScanTruth
     seed_frames: int
-    _hot: tuple = field(default=(), repr=False)
-    _dead: tuple = field(default=(), repr=False)
+    hot_pixels: tuple = field(default=(), repr=False)  # (rows, cols) in frame (ROI) coordinates: truth
+    dead_pixels: tuple = field(default=(), repr=False)  # of the simulated bad pixels, as hot_pixels
     _cells: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -199,7 +199,12 @@ class SxdmSimulation:
         no background or bad pixels; ``drift=False`` puts every eta map at the nominal position."""
         s = self.settings
         px, py = s.start_um[0] + i_fast * s.step_um[0], s.start_um[1] + j_slow * s.step_um[1]
-        return self._expected_point(px, py, self._cells, drift)
+        return self.expected_at(px, py, drift)
+
+    def expected_at(self, px_um: float, py_um: float, drift: bool = True) -> np.ndarray:
+        """Noise-free expected counts (n_eta, ny, nx) with the beam at piezo position (px_um, py_um)
+        (µm, any position, not only scan points), nominal monitor, no background or bad pixels."""
+        return self._expected_point(px_um, py_um, self._cells, drift)
 
     def frames(self) -> np.ndarray:
         """All frames, uint32 (n_slow, n_fast, n_eta, ny, nx); only for small cases."""
@@ -211,8 +216,8 @@ class SxdmSimulation:
         n_eta = s.eta_deg.size
         cells = self._cells
         counts = np.empty((s.n_fast, n_eta, ny, nx), dtype=np.uint32)
-        hot_r, hot_c = self._hot
-        dead_r, dead_c = self._dead
+        hot_r, hot_c = self.hot_pixels
+        dead_r, dead_c = self.dead_pixels
         gap = self._gap_local
         for i in range(s.n_fast):
             point = j * s.n_fast + i
@@ -424,8 +429,8 @@ def simulate_scan(
 
     truth = _truth(particle, s, cells, q_cells, sig_beam, drift, jac)
     sim = SxdmSimulation(s, particle, mask, monitor, x_meas, y_meas, truth, seed_frames, _cells=cells)
-    sim._hot = _to_local(hot_full, s.roi)
-    sim._dead = _to_local(dead_full, s.roi)
+    sim.hot_pixels = _to_local(hot_full, s.roi)
+    sim.dead_pixels = _to_local(dead_full, s.roi)
     gap = maxipix_gap_mask(s.detector_shape) if s.maxipix_gaps else np.zeros(s.detector_shape, bool)
     sim._gap_local = gap[r0:r1, c0:c1]
     return sim
