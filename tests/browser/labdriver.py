@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -167,6 +168,7 @@ class NotebookRun:
     views_3d: int = 0
     view3d_s: float = float("nan")
     prompts: list[str] = field(default_factory=list)
+    reloaded_for_widgets: bool = False  # the page was reloaded once before the panel appeared
 
 
 def _prompts(page) -> list[str]:
@@ -303,6 +305,14 @@ def wait_for_steady_figure(panel, steady_s: float = 1.0) -> str | None:
     return last
 
 
+def _widget_output_text(page) -> str:
+    """Text of widget outputs shown in place of a view ("Loading widget...", an error, a repr)."""
+    texts = page.locator(".jp-OutputArea-output").filter(
+        has_text=re.compile(r"Loading widget|Error displaying widget|Explorer\(|HBox\(|VBox\(")
+    ).all_inner_texts()
+    return " | ".join(t.strip()[:120] for t in texts[:3])
+
+
 def move_first_control(page, record: NotebookRun) -> None:
     """Move the first control of the notebook's first Explore panel; time the figure's change."""
     panel = page.locator(PANEL).first
@@ -311,8 +321,24 @@ def move_first_control(page, record: NotebookRun) -> None:
     except Exception:  # playwright's TimeoutError
         pass
     if page.locator(PANEL).count() == 0:
-        record.problems.append(f"{record.name}: no Explore panel ({PANEL}) in the page")
-        return
+        # Seen once, on the first notebook of a run on a loaded 2-core machine: every cell ran but the
+        # panel's view was never built (the widget output rendered before the widget extension was
+        # ready). A reload rebuilds the views from the kernel's live widget models.
+        fallback = _widget_output_text(page)
+        page.keyboard.press("Control+s")
+        page.once("dialog", lambda dialog: dialog.accept())  # "leave the page?" if still unsaved
+        page.reload()
+        accept_kernel_dialog(page)
+        try:
+            page.wait_for_selector(PANEL, state="attached", timeout=FIGURE_TIMEOUT_S * 1000)
+        except Exception:  # playwright's TimeoutError
+            pass
+        if page.locator(PANEL).count() == 0:
+            shown = f" (its output showed {fallback!r}, and again after a reload)" if fallback else ""
+            record.problems.append(f"{record.name}: no Explore panel ({PANEL}) in the page{shown}")
+            return
+        record.reloaded_for_widgets = True
+        panel = page.locator(PANEL).first
     panel.scroll_into_view_if_needed()
     before = wait_for_steady_figure(panel)
     first = (
