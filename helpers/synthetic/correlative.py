@@ -377,6 +377,17 @@ def read_truth(path) -> dict:
     return out
 
 
+def true_ct_voids(truth_path) -> np.ndarray:
+    """True void mask on the CT grid of the particle a truth file describes (rebuilt from its design
+    and seed: the generator is deterministic), for scoring a CT chain's void detection."""
+    t = read_truth(truth_path)
+    design = CorrelativeDesign(**{k: tuple(v) if isinstance(v, list) else v for k, v in t["design"].items()})
+    particle = make_particle(design, t["info"]["seed"])
+    if particle.info["n_voids"] != t["info"]["n_voids"]:
+        raise ValueError(f"{truth_path}: the rebuilt particle differs from the simulated one (generator changed)")
+    return ct_truth_masks(particle)[1]
+
+
 def cached_sample(
     coupled: bool = True, seed: int = 0, design: CorrelativeDesign | None = None, force: bool = False
 ) -> dict:
