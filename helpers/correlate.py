@@ -2,9 +2,10 @@
 
 Chain (each step a function; :func:`correlate_files` runs them on result files):
 
-1. :func:`ct_projection`: the CT particle (a label of a ``ct-analyse`` segmentation; its internal voids
-   belong to it) projected along the SXDM beam direction (a CT volume axis): per column, the length of
-   the particle envelope and of its voids (µm).
+1. :func:`ct_projection`: the CT particle (a label of a ``ct-analyse`` segmentation, closed by a
+   2-voxel ball and hole-filled so that voids whose thin wall to the surface broke stay voids; its
+   internal voids belong to it) projected along the SXDM beam direction (a CT volume axis): per column,
+   the length of the particle envelope and of its voids (µm).
 2. :func:`register`: a rigid 2-D alignment p_ct = R(angle) p_sxdm + shift (µm) of the CT solid
    (particle minus voids) projection, blurred by the SXDM beam footprint, onto the SXDM intensity
    map, refined from the user's rough alignment by Nelder–Mead (:func:`scipy.optimize.minimize`) on
@@ -113,8 +114,9 @@ def ct_projection(
     voxel_size_um: float,
     label: int | None = None,
     axis: int = 0,
+    closing_radius_vox: int = 2,
 ) -> CtProjection:
-    """Project one labelled CT particle and its voids (``grey ≤ void_threshold`` inside it) along ``axis``.
+    """Project one CT particle's envelope and its voids (see :func:`found_void_mask`) along ``axis``.
 
     ``label`` None takes the largest particle. Raises ``ValueError`` naming a missing voxel size or an
     absent label.
@@ -125,17 +127,29 @@ def ct_projection(
         raise ValueError(f"labels {labels.shape} and grey volume {grey.shape} differ in shape")
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2 (the CT volume axis along the SXDM beam), got {axis}")
-    particle, voids, label = found_void_mask(labels, grey, void_threshold, label)
+    particle, voids, label = found_void_mask(labels, grey, void_threshold, label, closing_radius_vox)
     env = particle.sum(axis=axis) * voxel_size_um
     void = voids.sum(axis=axis) * voxel_size_um
     return CtProjection(env.astype(float), void.astype(float), float(voxel_size_um), int(label), axis)
 
 
 def found_void_mask(
-    labels: np.ndarray, grey: np.ndarray, void_threshold: float, label: int | None = None
+    labels: np.ndarray,
+    grey: np.ndarray,
+    void_threshold: float,
+    label: int | None = None,
+    closing_radius_vox: int = 2,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(particle, voids, label): one labelled CT particle and its void voxels (``grey ≤ void_threshold``
-    inside it); ``label`` None takes the largest particle. The voids the coupling is measured with."""
+    """(envelope, voids, label) of one labelled CT particle; ``label`` None takes the largest particle.
+
+    The envelope is the particle's mask closed by a ball of ``closing_radius_vox`` voxels and hole-filled
+    (as :func:`helpers.nanoct.voids.voids_from_particle_statistics` builds it): a void whose thin wall
+    to the surface the Paganin blur and the threshold broke is left open by the segmentation, and would
+    otherwise be counted as outside the crystal. Voids: envelope voxels with ``grey ≤ void_threshold``.
+    These are the voids the coupling is measured with. ``closing_radius_vox`` 0: the label as it is.
+    """
+    import fill_voids
+
     if labels.shape != grey.shape:
         raise ValueError(f"labels {labels.shape} and grey volume {grey.shape} differ in shape")
     if label is None:
@@ -146,6 +160,12 @@ def found_void_mask(
     particle = labels == label
     if not particle.any():
         raise ValueError(f"label {label} does not occur in the CT segmentation")
+    if closing_radius_vox > 0:
+        r = int(closing_radius_vox)
+        ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1), r)
+        closed = ndimage.binary_closing(np.pad(particle, r + 1), structure=ball)
+        closed = closed[(slice(r + 1, -r - 1),) * 3]
+        particle = fill_voids.fill(np.ascontiguousarray(closed | particle), in_place=False)
     return particle, particle & (grey <= void_threshold), int(label)
 
 

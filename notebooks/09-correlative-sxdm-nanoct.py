@@ -43,12 +43,10 @@ import numpy as np
 
 import helpers
 from helpers import correlate
-from helpers.cli import main as workbook
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
-from helpers.synthetic import correlative
-from helpers.synthetic import correlative_calibration
+from helpers.synthetic import correlative, correlative_calibration
 
 helpers.setup()
 

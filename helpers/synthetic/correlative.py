@@ -384,7 +384,9 @@ def true_ct_voids(truth_path) -> np.ndarray:
     design = CorrelativeDesign(**{k: tuple(v) if isinstance(v, list) else v for k, v in t["design"].items()})
     particle = make_particle(design, t["info"]["seed"])
     if particle.info["n_voids"] != t["info"]["n_voids"]:
-        raise ValueError(f"{truth_path}: the rebuilt particle differs from the simulated one (generator changed)")
+        raise ValueError(
+            f"{truth_path}: the rebuilt particle differs from the simulated one (generator changed)"
+        )
     return ct_truth_masks(particle)[1]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from helpers import correlate
 from helpers.synthetic import correlative
 
-CALIBRATION_VERSION = "1"
+CALIBRATION_VERSION = "2"  # 2: envelope closed by a 2-voxel ball (found_void_mask)
 CALIBRATION_SEEDS = tuple(range(1000, 1006))  # analysed particles use seeds < 100
 CALIBRATION_VOID_DIAMETER_UM = (0.06, 0.28)
 
