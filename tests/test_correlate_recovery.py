@@ -51,6 +51,22 @@ def test_cnr_is_the_contrast_over_the_air_noise():
     assert cr.volume_cnr(grey, particle, 125.0) == pytest.approx(6.0, rel=0.03)
 
 
+def test_a_void_opened_to_the_surface_by_a_thin_break_stays_a_void():
+    """A 6-voxel cavity 3 voxels under the surface of a block, joined to the outside by a 1-voxel channel
+    (a wall the blur broke): the label excludes it, the envelope closed by a 2-voxel ball holds it, and
+    all 216 of its voxels are voids; with no closing none are."""
+    grey = np.full((30, 30, 30), AIR)
+    grey[5:25, 5:25, 5:25] = NMC
+    grey[8:14, 12:18, 12:18] = AIR  # cavity
+    grey[5:8, 14, 14] = AIR  # channel to the top face
+    labels = (grey > 125).astype(np.int32)
+    labels[ndimage.binary_fill_holes(labels > 0)] = 1
+    env, voids, _ = cr.found_void_mask(labels, grey, 125.0)
+    assert voids[8:14, 12:18, 12:18].all() and voids.sum() >= 216
+    _, voids_open, _ = cr.found_void_mask(labels, grey, 125.0, closing_radius_vox=0)
+    assert voids_open.sum() == 0
+
+
 def test_detection_record_of_a_perfect_ct_is_complete():
     """Found = true voids: every true void fully recovered, every found void real, sizes unchanged."""
     _, true, _, _, _ = _stand_in_ct(7)

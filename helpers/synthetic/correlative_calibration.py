@@ -46,7 +46,7 @@ def calibrate_phantom(seed: int, design, work, flat_counts: float = 2000.0) -> t
     particle_mask, found, _ = correlate.found_void_mask(labels, grey, void_threshold)
     _, true_void = correlative.ct_truth_masks(particle)
     record = correlate.void_detection_record(found, true_void, voxel)
-    for path in (scan, recon, analysis):
+    for path in (scan, recon, analysis, *Path(work).glob(f"phantom{seed}_analysis_*.csv")):
         Path(path).unlink(missing_ok=True)
     return record, correlate.volume_cnr(grey, particle_mask, void_threshold)
 
