@@ -839,10 +839,52 @@ def correlate_files(
     return reg, out
 
 
-def write_result(path, registration: Registration, associations: dict, inputs: dict, params: dict) -> Path:
+def read_calibration(path) -> VoidRecoveryCalibration:
+    """A :class:`VoidRecoveryCalibration` JSON file (``VoidRecoveryCalibration.to_json``; the notebook's is
+    made by ``helpers.synthetic.correlative_calibration.cached_calibration``). Raises ``OSError`` /
+    ``ValueError`` naming the problem."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise OSError(f"recovery calibration {path} does not exist")
+    try:
+        cal = VoidRecoveryCalibration.from_json(path.read_text())
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path.name} is not a void-recovery calibration (VoidRecoveryCalibration.to_json): "
+                         f"{err}") from err
+    cal.leave_one_out()  # refuses fewer than 3 phantoms before any long work
+    return cal
+
+
+def recovery_for_files(
+    calibration: VoidRecoveryCalibration,
+    ct_analysis_path,
+    volume_path=None,
+    dataset=None,
+    label: int | None = None,
+    voxel_size_um: float | None = None,
+) -> RecoveryEstimate:
+    """:func:`estimate_recovery` for the particle of a ``ct-analyse`` output, as correlate_files picks it."""
+    labels, grey, void_threshold, voxel = read_ct_analysis(
+        ct_analysis_path, volume_path, dataset, voxel_size_um
+    )
+    envelope, voids, _ = found_void_mask(labels, grey, void_threshold, label)
+    return estimate_recovery(calibration, voids, voxel, volume_cnr(grey, envelope, void_threshold))
+
+
+def write_result(
+    path,
+    registration: Registration,
+    associations: dict,
+    inputs: dict,
+    params: dict,
+    corrected: CorrectedCoupling | None = None,
+) -> Path:
     """Write the registration and associations to HDF5 (temporary name, renamed when complete).
 
-    ``inputs``: {role: path} of the input files (their SHA-256 is stored); ``params``: the options.
+    ``inputs``: {role: path} of the input files (their SHA-256 is stored); ``params``: the options;
+    ``corrected``: the d coupling corrected for the CT's void-volume recovery (group ``coupling_corrected``).
     """
     import json
     import os
@@ -886,6 +928,13 @@ def write_result(path, registration: Registration, associations: dict, inputs: d
                 q["void_fraction"] = a.void_fraction
                 q["values"] = a.values
                 q["values"].attrs["units"] = "Δd/d" if name == "d" else "deg"
+            if corrected is not None:
+                c = h5.create_group("coupling_corrected")
+                c.attrs["coupling"] = corrected.coupling
+                c.attrs["coupling_ci"] = np.asarray(corrected.coupling_ci)
+                c.attrs["recovery"] = corrected.recovery
+                c.attrs["recovery_sigma"] = corrected.recovery_sigma
+                c.attrs["coupling_units"] = "Δd/d per unit true void fraction"
             h5.attrs["complete"] = True
         os.replace(tmp, path)
     finally:

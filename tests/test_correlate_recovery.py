@@ -141,3 +141,45 @@ def test_full_chain_correction_on_one_seed(tmp_path):
     rec = cr.void_detection_record(found, true_void, vox)
     actual = rec["true_found_vox"].sum() / rec["true_vox"].sum()
     assert abs(est.recovery - actual) < 3 * est.sigma, (est, actual)
+
+
+def test_command_corrects_or_refuses_by_the_calibration(tmp_path, calibration, capsys):
+    """``nmc-workbook correlate --recovery-calibration``: a missing calibration file is exit code 2 before
+    any work; a CT volume whose contrast-to-noise lies outside the calibration's is exit code 2 with both
+    CNRs named, and no output file is left; at the calibration's dose the corrected coupling (κ · R) is
+    written with the calibration's checksum."""
+    import h5py
+
+    from helpers.cli import main as cli_main
+    from helpers.sxdm.maps import write_maps
+    from helpers.synthetic import sxdm_ensemble, sxdm_scan
+
+    p = co.make_particle(seed=0)
+    sim = sxdm_scan.simulate_scan(co.sxdm_particle(p), co.sxdm_settings(p), np.random.default_rng(1))
+    maps = sxdm_ensemble.maps_from_truth(sim, np.random.default_rng(2))
+    maps_path = write_maps(tmp_path / "maps.h5", maps, provenance={"input_file": "forward model"})
+    _, _, particle, grey, thr = _stand_in_ct(0, noise=60.0, design=co.CorrelativeDesign())
+    np.save(tmp_path / "grey.npy", np.clip(grey, 0, 255).astype(np.uint8))
+    with h5py.File(tmp_path / "analysis.h5", "w") as f:
+        f["labels"] = particle.astype(np.int32)
+        f.attrs.update({"voxel_size_um": 0.025, "void_threshold_grey": thr, "input_file": "grey.npy"})
+    (tmp_path / "cal.json").write_text(calibration.to_json())
+    true = p.alignment()
+    args = ["correlate", str(maps_path), str(tmp_path / "analysis.h5"), "--out", str(tmp_path / "c.h5"),
+            "--angle-deg", str(true["angle_deg"]), "--shift-um", *map(str, true["shift_um"]),
+            "--footprint-um", "0.1", "--recovery-calibration"]
+    assert cli_main([*args, str(tmp_path / "missing.json")]) == 2
+    assert "recovery calibration" in capsys.readouterr().err
+    assert cli_main([*args, str(tmp_path / "cal.json")]) == 2
+    err = capsys.readouterr().err
+    assert "contrast-to-noise ratio" in err and "outside the calibration's" in err
+    assert not (tmp_path / "c.h5").exists()
+    # the same particle at the calibration's dose: corrected coupling written beside the raw one
+    _, _, particle, grey, thr = _stand_in_ct(0, design=co.CorrelativeDesign())
+    np.save(tmp_path / "grey.npy", np.clip(grey, 0, 255).astype(np.uint8))
+    assert cli_main([*args, str(tmp_path / "cal.json")]) == 0
+    with h5py.File(tmp_path / "c.h5") as f:
+        g = f["coupling_corrected"].attrs
+        k = f["association_d"].attrs["coupling"]
+        assert 0.5 < g["recovery"] < 1 and g["coupling"] == pytest.approx(k * g["recovery"])
+        assert len(f.attrs["recovery_calibration_sha256"]) == 64
