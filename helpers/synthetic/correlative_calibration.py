@@ -13,7 +13,9 @@ does the work, not a shared size distribution.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -39,9 +41,14 @@ def calibrate_phantom(seed: int, design, work, flat_counts: float = 2000.0) -> t
     particle = correlative.make_particle(design, seed)
     scan = correlative.write_ct(particle, work / f"phantom{seed}.nx", seed=seed + 1, flat_counts=flat_counts)
     centre = (design.ct_size_vox - 1) / 2
-    analysis, recon = correlate.run_ct_chain(
-        scan, work, f"phantom{seed}", centre, voxel_size_um=design.voxel_um
-    )
+    log = io.StringIO()
+    try:  # the commands' progress lines would only clutter a notebook that builds the calibration
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            analysis, recon = correlate.run_ct_chain(
+                scan, work, f"phantom{seed}", centre, voxel_size_um=design.voxel_um
+            )
+    except RuntimeError as err:
+        raise RuntimeError(f"calibration phantom {seed}: {err}\n{log.getvalue()}") from err
     labels, grey, void_threshold, voxel = correlate.read_ct_analysis(analysis, recon, "/volume_8bit")
     particle_mask, found, _ = correlate.found_void_mask(labels, grey, void_threshold)
     _, true_void = correlative.ct_truth_masks(particle)
