@@ -30,8 +30,8 @@
 # lattice tilt — by how much, with what interval, and is it more than chance?
 #
 # **Prerequisites:** notebooks 02 (SXDM maps), 05–08 (CT reconstruction, segmentation, voids).
-# **Time to run:** ≈ 1.5 min on two cores the first time (simulating both scans of two crystals),
-# ≈ 30 s afterwards (cached).
+# **Time to run:** ≈ 4 min on two cores the first time (simulating both scans of two crystals and six
+# CT calibration phantoms), ≈ 30 s afterwards (cached).
 
 # %% [markdown]
 # ## Setup
@@ -43,11 +43,10 @@ import numpy as np
 
 import helpers
 from helpers import correlate
-from helpers.cli import main as workbook
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
-from helpers.synthetic import correlative
+from helpers.synthetic import correlative, correlative_calibration
 
 helpers.setup()
 
@@ -113,20 +112,12 @@ work.mkdir(parents=True, exist_ok=True)
 
 
 def ct_chain(scan, name):
-    recon, analysis = work / f"{name}_recon.h5", work / f"{name}_analysis.h5"
-    status = workbook(["ct-reconstruct", str(scan), "--out", str(recon), "--center", str(ct_center_px),
-                       "--overwrite", "--quiet"])
-    assert status == 0, f"ct-reconstruct failed on {scan} (exit {status}): see its message above"
-    status = workbook(["ct-analyse", str(recon), "--dataset", dataset, "--out", str(analysis), "--voxel-size-um",
-                       str(voxel_size_um), "--threshold", str(correlate.otsu_threshold(recon, dataset)),
-                       "--no-morphology", "--overwrite"])
-    assert status == 0, f"ct-analyse failed on {recon} (exit {status}): see its message above"
-    return analysis, recon
+    return correlate.run_ct_chain(scan, work, name, ct_center_px, dataset, voxel_size_um)
 
 
 analysis_file, recon_file = ct_chain(ct_file, "coupled")
-ct = correlate.ct_projection(*correlate.read_ct_analysis(analysis_file, recon_file, dataset),
-                             axis=projection_axis)
+labels, grey, void_threshold, ct_voxel_um = correlate.read_ct_analysis(analysis_file, recon_file, dataset)
+ct = correlate.ct_projection(labels, grey, void_threshold, ct_voxel_um, axis=projection_axis)
 print(f"CT particle: {ct.envelope_um.shape} columns, mean void fraction "
       f"{ct.void_um.sum() / ct.envelope_um.sum():.3f}")
 
@@ -175,26 +166,66 @@ print(f"coupling Δd/d per unit void fraction: {k.coupling:.2e} [{k.coupling_ci[
 
 # %%
 if design is not None:
-    assert k.coupling_ci[0] <= design["coupling"] <= k.coupling_ci[1], "designed coupling inside the interval"
     assert k.verdict == "association" and results["tilt"].verdict == "no association"
 
 # %% [markdown]
-# **A measured bias.** The coupling is measured per unit of *CT-measured* void fraction. Voids of
-# 0.1–0.2 µm are 4–8 voxels across, and the CT (Paganin blur, noise, threshold) recovers only part of
-# their volume — the paper's "only 65–90 % of voids resolvable". The measured κ is therefore the true
-# one divided by that recovery: biased high. Over four full-chain seeds of this design the CT recovered
-# 64–90 % of the void volume and the designed κ lay inside the raw 95 % interval on two of the four
-# (this seed is one of them: the assert above checks this seed, not the method's coverage). With the
-# truth, the recovery is known, and the coupling per unit of true void fraction is the measured one
-# times it. Without truth no correction is applied: it would need the CT chain's void detection
-# curve at the data's CNR (`helpers.nanoct.voids.void_detection_curve` on a phantom at that CNR)
-# folded with the measured void-size distribution, which is not built.
+# ## Method: correcting the coupling for what the CT misses
+#
+# The coupling is measured per unit of *CT-measured* void fraction. Voids of 0.1–0.2 µm are 4–8
+# voxels across, and the CT (Paganin blur, noise, threshold) recovers only part of their volume — the
+# paper's "only 65–90 % of voids resolvable". If the CT keeps a share R of the void volume, the
+# measured κ is the true one divided by R. The correction owes nothing to this particle's truth:
+#
+# 1. **Calibration** (`correlative_calibration.cached_calibration`, cached after the first run, ≈ 1.5 min):
+#    six independent phantoms of the same crystal type (seeds 1000–1005, voids drawn over a wider
+#    0.06–0.28 µm) through the same CT forward model, dose and chain; the voids the chain found are
+#    scored against the voids rendered from their spheres: the detection curve r(d) (found void volume
+#    within 2 voxels of each true void over its volume, by true diameter), and by measured diameter the
+#    factor from measured to true diameter and the share of found volume that is a real void.
+# 2. **Fold** (`correlate.estimate_recovery`): this particle's own void table (26-connected components
+#    of its void voxels, as `ct-analyse` counts them), each measured diameter corrected to a true one,
+#    folded with r(d): R = Σ p V / Σ p V / r(c·d). Its uncertainty is the fold's leave-one-out error over
+#    the phantoms. A volume whose contrast-to-noise ratio lies outside the phantoms' (± 20 %) is refused.
+# 3. **Corrected κ** = κ · R (`correlate.correct_coupling`); the interval's relative half-widths are
+#    combined in quadrature with 1.96 σ_R / R.
 
 # %%
-if truth is not None:
-    recovery = (ct.void_um.sum() / ct.envelope_um.sum()) / correlative.read_truth(truth)["info"]["void_fraction"]
-    print(f"CT void-volume recovery {recovery:.2f}; coupling per true void fraction "
-          f"{k.coupling * recovery:.2e} [{k.coupling_ci[0] * recovery:.2e}, {k.coupling_ci[1] * recovery:.2e}]")
+calibration = correlative_calibration.cached_calibration()
+particle_mask, found_voids, _ = correlate.found_void_mask(labels, grey, void_threshold, ct.label)
+cnr = correlate.volume_cnr(grey, particle_mask, void_threshold)
+try:
+    recovery = correlate.estimate_recovery(calibration, found_voids, ct_voxel_um, cnr)
+except correlate.CalibrationMismatch as err:  # own data taken otherwise: say so, keep the raw κ
+    recovery, kc = None, None
+    print(f"no recovery correction: {err}")
+else:
+    kc = correlate.correct_coupling(k, recovery)
+    print(f"CT contrast-to-noise {cnr:.2f} (calibration phantoms {recovery.calibration_cnr[0]:.2f}–"
+          f"{recovery.calibration_cnr[1]:.2f}); predicted void-volume recovery {recovery.recovery:.3f} ± "
+          f"{recovery.sigma:.3f} ({recovery.n_phantoms} phantoms)")
+    print(f"coupling per unit true void fraction: {kc.coupling:.2e} "
+          f"[{kc.coupling_ci[0]:.2e}, {kc.coupling_ci[1]:.2e}]")
+
+# %%
+if truth is not None and recovery is not None:  # check only: the particle's actual recovery (truth)
+    true_voids = correlative.true_ct_voids(truth)
+    scored = correlate.void_detection_record(found_voids, true_voids, ct_voxel_um)
+    actual = scored["true_found_vox"].sum() / scored["true_vox"].sum()
+    print(f"check against the truth: actual recovery {actual:.3f} (predicted {recovery.recovery:.3f} ± "
+          f"{recovery.sigma:.3f})")
+    assert abs(recovery.recovery - actual) < 3 * recovery.sigma, "recovery predicted within 3 σ"
+    assert kc.coupling_ci[0] <= design["coupling"] <= kc.coupling_ci[1], "design κ inside the corrected interval"
+
+# %% [markdown]
+# **What the correction does.** Over ten full-chain seeds of this design (seeds 0–9,
+# `benchmarks/RESULTS_correlative_coverage.md`), the predicted recovery (0.86–0.90) missed each
+# particle's actual one by −0.002 on average (rms 0.039, as the leave-one-out σ ≈ 0.035 says), and
+# the design κ = 2 × 10⁻³ lay inside the raw 95 % interval on 6 of 10 seeds, inside the corrected one
+# on 9 of 10; mean κ / design − 1: raw +0.27 ± 0.12, corrected +0.11 ± 0.11 (median 1.19 and 1.04).
+# The one miss (seed 3) is the estimator's own scatter: even the perfect CT's voids give κ = 2.8 × 10⁻³
+# there. Closing the envelope (a void whose thin wall to the surface broke stays a void) was added
+# after seeds 0–4 showed such a cavity; seeds 5–9 were run only afterwards: raw 3 of 5, corrected
+# 5 of 5.
 
 # %% [markdown]
 # The control crystal goes through the same chain: its d map has the same kind of structure, but from
@@ -203,11 +234,17 @@ if truth is not None:
 # %%
 if control is not None:
     maps_c = reduce(control["sxdm"], method="com", progress=False)
-    ct_c = correlate.ct_projection(*correlate.read_ct_analysis(*ct_chain(control["ct"], "control"), dataset))
+    labels_c, grey_c, thr_c, vox_c = correlate.read_ct_analysis(*ct_chain(control["ct"], "control"), dataset)
+    ct_c = correlate.ct_projection(labels_c, grey_c, thr_c, vox_c, axis=projection_axis)
     reg_c = correlate.register(maps_c, ct_c, initial, footprint_fwhm_um=0.1)
     ctrl = correlate.association(maps_c, ct_c, reg_c.alignment, "d", block_um=block_um)
+    envelope_c, voids_c, _ = correlate.found_void_mask(labels_c, grey_c, thr_c, ct_c.label)
+    recovery_c = correlate.estimate_recovery(calibration, voids_c, vox_c,
+                                             correlate.volume_cnr(grey_c, envelope_c, thr_c))
     print(f"control: NCC {reg_c.ncc:.3f}; r = {ctrl.r:+.2f} [{ctrl.r_ci[0]:+.2f}, {ctrl.r_ci[1]:+.2f}], "
           f"p = {ctrl.p_value:.3f} -> {ctrl.verdict}")
+    print(f"control, corrected path: predicted recovery {recovery_c.recovery:.3f}; it rescales κ, not r or p: "
+          f"{ctrl.verdict}")
     assert ctrl.verdict == "no association"
 
 # %% [markdown]
@@ -259,29 +296,41 @@ panel.static()  # the widget's default state, stored for readers without a kerne
 summary = {
     "registration NCC / relative residual": f"{reg.ncc:.3f} / {reg.residual_rel:.3f}",
     "measured: r(void fraction, Δd/d)": f"{k.r:+.2f} [{k.r_ci[0]:+.2f}, {k.r_ci[1]:+.2f}], p = {k.p_value:.4f}",
-    "measured: coupling κ": f"{k.coupling:.2e} [{k.coupling_ci[0]:.2e}, {k.coupling_ci[1]:.2e}]",
+    "measured: coupling κ (per CT void fraction)": (
+        f"{k.coupling:.2e} [{k.coupling_ci[0]:.2e}, {k.coupling_ci[1]:.2e}]"
+    ),
     "measured: r(void fraction, tilt)": f"{results['tilt'].r:+.2f}, {results['tilt'].verdict}",
 }
+if recovery is not None:
+    summary["measured: CT void-volume recovery (predicted)"] = f"{recovery.recovery:.3f} ± {recovery.sigma:.3f}"
+    summary["measured: coupling κ, corrected"] = (
+        f"{kc.coupling:.2e} [{kc.coupling_ci[0]:.2e}, {kc.coupling_ci[1]:.2e}]"
+    )
 if design is not None:
     summary["design input: coupling κ"] = f"{design['coupling']:.2e}"
     summary["measured: registration error (deg, nm)"] = f"{angle_err:+.2f}, {shift_err_nm:.0f}"
 if control is not None:
     summary["measured: control r(void fraction, Δd/d)"] = f"{ctrl.r:+.2f}, {ctrl.verdict}"
 for key, value in summary.items():
-    print(f"{key:42s} {value}")
+    print(f"{key:46s} {value}")
 
 # %% [markdown]
 # On a crystal built with a known link between voids and lattice expansion, the workbook's own chains
-# (SXDM reduction; CT reconstruction, segmentation, voids) and a rigid registration recover the
-# designed coupling inside its 95 % interval on this seed, see no association with the tilt (the bending
-# was made independent of the voids), and report "no association" on the control crystal.
-# **Limitation:** the measured κ is per CT-resolvable void fraction and biased high by the inverse of
-# the CT's void-volume recovery (64–90 % over four seeds; the raw interval held the design on two of
-# four). The sign, the verdict and the permutation p-value do not depend on that share; the size of
-# κ does, and no truth-free correction is applied (it would need the CT's detection curve at the
-# data's CNR and the void-size distribution). The coupling κ is a
-# design input; the registration error, r, its interval, the p-value and the recovered κ are measured.
-# With real data, the answer to the paper's question is the verdict and interval printed here.
+# (SXDM reduction; CT reconstruction, segmentation, voids) and a rigid registration, with the CT's
+# void-volume recovery corrected from calibration phantoms, recover the designed coupling inside its
+# 95 % interval on this seed, see no association with the tilt (the bending was made independent of
+# the voids), and report "no association" on the control crystal.
+# The raw κ is per CT-measured void fraction and biased high by the inverse of the CT's void-volume
+# recovery; the corrected κ folds the CT's detection curve, measured on six independent calibration
+# phantoms at the same dose, with the void sizes this CT measured on this particle, and no truth of
+# the particle enters it (the truth only checks it). Over ten seeds its 95 % interval held the design
+# on 9 (raw: 6). The sign, the verdict and the permutation p-value do not depend on the correction.
+# **Limitations:** the calibration holds for the dose, voxel size and chain of its phantoms — a volume
+# whose contrast-to-noise ratio lies outside theirs (± 20 %) is not corrected, and says so; it
+# corrects the void volume the CT loses, not voids the segmentation cuts out of the particle in
+# other ways. The coupling κ is a design input; the registration error, r, its interval, the
+# p-value, the recovery and both κ are measured. With real data, the answer to the paper's question
+# is the verdict and interval printed here.
 #
 # **What to try next:** your own data — reduce the SXDM series with `nmc-workbook sxdm-maps`, analyse
 # the CT volume with `nmc-workbook ct-analyse`, then

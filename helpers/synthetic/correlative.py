@@ -263,8 +263,8 @@ def write_sxdm(particle: CorrelativeParticle, path, seed: int = 1) -> Path:
 # ----------------------------------------------------------------------------------------------
 # nano-CT rendering
 # ----------------------------------------------------------------------------------------------
-def ct_phase_volume(particle: CorrelativeParticle) -> np.ndarray:
-    """Phase volume on the CT grid (uint8: 0 air, 2 NMC; voids are air), after the alignment."""
+def _on_ct_grid(particle: CorrelativeParticle, labels: np.ndarray) -> np.ndarray:
+    """An integer volume of the object frame resampled (nearest voxel) onto the CT grid, aligned."""
     des = particle.design
     n = des.ct_size_vox
     nz = particle.crystal.shape[0]
@@ -275,11 +275,24 @@ def ct_phase_volume(particle: CorrelativeParticle) -> np.ndarray:
     ps = np.einsum("ij,jyx->iyx", rot_inv, pc)  # SXDM frame (µm)
     obj_col = (ps[0] - particle.origin_um[0]) / des.voxel_um - 0.5
     obj_row = (ps[1] - particle.origin_um[1]) / des.voxel_um - 0.5
-    phase_obj = np.where(particle.voids, 0, np.where(particle.crystal, 2, 0)).astype(np.uint8)
-    out = np.zeros((nz, n, n), np.uint8)
+    out = np.zeros((nz, n, n), labels.dtype)
     for k in range(nz):
-        out[k] = ndimage.map_coordinates(phase_obj[k], [obj_row, obj_col], order=0, cval=0)
+        out[k] = ndimage.map_coordinates(labels[k], [obj_row, obj_col], order=0, cval=0)
     return out
+
+
+def ct_phase_volume(particle: CorrelativeParticle) -> np.ndarray:
+    """Phase volume on the CT grid (uint8: 0 air, 2 NMC; voids are air), after the alignment."""
+    phase_obj = np.where(particle.voids, 0, np.where(particle.crystal, 2, 0)).astype(np.uint8)
+    return _on_ct_grid(particle, phase_obj)
+
+
+def ct_truth_masks(particle: CorrelativeParticle) -> tuple[np.ndarray, np.ndarray]:
+    """True (envelope, voids) boolean masks on the CT grid, rendered from the object's void spheres by
+    the same resampling as :func:`ct_phase_volume` (the truth a CT void-detection curve is scored on)."""
+    code = (particle.crystal.astype(np.uint8) + particle.voids.astype(np.uint8)).astype(np.uint8)
+    on_ct = _on_ct_grid(particle, code)
+    return on_ct >= 1, on_ct == 2
 
 
 def ct_volume(
@@ -362,6 +375,19 @@ def read_truth(path) -> dict:
         out["alignment"] = json.loads(h5.attrs["alignment_json"])
         out["info"] = json.loads(h5.attrs["info_json"])
     return out
+
+
+def true_ct_voids(truth_path) -> np.ndarray:
+    """True void mask on the CT grid of the particle a truth file describes (rebuilt from its design
+    and seed: the generator is deterministic), for scoring a CT chain's void detection."""
+    t = read_truth(truth_path)
+    design = CorrelativeDesign(**{k: tuple(v) if isinstance(v, list) else v for k, v in t["design"].items()})
+    particle = make_particle(design, t["info"]["seed"])
+    if particle.info["n_voids"] != t["info"]["n_voids"]:
+        raise ValueError(
+            f"{truth_path}: the rebuilt particle differs from the simulated one (generator changed)"
+        )
+    return ct_truth_masks(particle)[1]
 
 
 def cached_sample(
