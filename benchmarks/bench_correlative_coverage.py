@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import cli_correlate
 from helpers import correlate as cr
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
@@ -39,7 +40,7 @@ def run_seed(seed: int, coupled: bool, calibration) -> dict:
     work = cache_dir() / "correlative" / "bench_work"
     work.mkdir(parents=True, exist_ok=True)
     maps = reduce(open_sxdm_series(sample["sxdm"]), method="com", progress=False)
-    analysis, recon = cr.run_ct_chain(sample["ct"], work, f"{'c' if coupled else 'n'}{seed}", 79.5)
+    analysis, recon = cli_correlate.run_ct_chain(sample["ct"], work, f"{'c' if coupled else 'n'}{seed}", 79.5)
     labels, grey, thr, vox = cr.read_ct_analysis(analysis, recon, "/volume_8bit")
     ct = cr.ct_projection(labels, grey, thr, vox)
     reg = cr.register(maps, ct, ROUGH, footprint_fwhm_um=0.1)

@@ -106,3 +106,32 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"written {args.out.name}")
     return 0
+
+
+def run_ct_chain(
+    scan, work, name: str, center_px, dataset: str = "/volume_8bit", voxel_size_um: float = 0.025
+):
+    """``ct-reconstruct`` then ``ct-analyse`` (Otsu NMC threshold, no morphology) of one scan into
+    ``work``, as from a shell; returns ``(analysis_path, recon_path)``. Raises ``RuntimeError`` with
+    the exit code when a command fails (its message is printed above)."""
+    from helpers import correlate
+    from helpers.cli import main as workbook
+
+    work = Path(work)
+    recon, analysis = work / f"{name}_recon.h5", work / f"{name}_analysis.h5"
+    status = workbook(["ct-reconstruct", str(scan), "--out", str(recon), "--center", str(center_px),
+                       "--overwrite", "--quiet"])
+    if status != 0:
+        raise RuntimeError(f"ct-reconstruct failed on {scan} (exit {status}): see its message above")
+    threshold = correlate.otsu_threshold(recon, dataset)
+    status = workbook(["ct-analyse", str(recon), "--dataset", dataset, "--out", str(analysis),
+                       "--voxel-size-um", str(voxel_size_um), "--threshold", str(threshold),
+                       "--no-morphology", "--overwrite"])
+    if status != 0:
+        raise RuntimeError(f"ct-analyse failed on {recon} (exit {status}): see its message above")
+    return analysis, recon
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------

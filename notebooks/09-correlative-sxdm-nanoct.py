@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import helpers
-from helpers import correlate
+from helpers import cli_correlate, correlate
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
@@ -112,7 +112,7 @@ work.mkdir(parents=True, exist_ok=True)
 
 
 def ct_chain(scan, name):
-    return correlate.run_ct_chain(scan, work, name, ct_center_px, dataset, voxel_size_um)
+    return cli_correlate.run_ct_chain(scan, work, name, ct_center_px, dataset, voxel_size_um)
 
 
 analysis_file, recon_file = ct_chain(ct_file, "coupled")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers import cli_correlate
 from helpers import correlate as cr
 from helpers.synthetic import correlative as co
 
@@ -133,7 +134,7 @@ def test_full_chain_correction_on_one_seed(tmp_path):
 
     cal = cc.cached_calibration()
     sample = co.cached_sample(coupled=True, seed=1)
-    analysis, recon = cr.run_ct_chain(sample["ct"], tmp_path, "seed1", 79.5)
+    analysis, recon = cli_correlate.run_ct_chain(sample["ct"], tmp_path, "seed1", 79.5)
     labels, grey, thr, vox = cr.read_ct_analysis(analysis, recon, "/volume_8bit")
     particle, found, _ = cr.found_void_mask(labels, grey, thr)
     est = cr.estimate_recovery(cal, found, vox, cr.volume_cnr(grey, particle, thr))

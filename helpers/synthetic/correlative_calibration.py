@@ -3,7 +3,7 @@
 Independent crystals of the correlative model (:mod:`helpers.synthetic.correlative`, seeds that no
 analysed particle uses) are rendered by the same CT forward model (same dose, propagation distance,
 number of projections), reconstructed and segmented by the same chain
-(:func:`helpers.correlate.run_ct_chain`), and the voids the chain found are scored against the voids
+(:func:`helpers.cli_correlate.run_ct_chain`), and the voids the chain found are scored against the voids
 rendered from the spheres that define them (:func:`helpers.correlative.ct_truth_masks`) with
 :func:`helpers.correlate.void_detection_record`. The calibration phantoms draw void diameters from a
 wider range than the analysed particle's design (0.06–0.28 µm against 0.10–0.20 µm), so that the
@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from helpers import correlate
+from helpers import cli_correlate, correlate
 from helpers.synthetic import correlative
 
 CALIBRATION_VERSION = "2"  # 2: envelope closed by a 2-voxel ball (found_void_mask)
@@ -44,7 +44,7 @@ def calibrate_phantom(seed: int, design, work, flat_counts: float = 2000.0) -> t
     log = io.StringIO()
     try:  # the commands' progress lines would only clutter a notebook that builds the calibration
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            analysis, recon = correlate.run_ct_chain(
+            analysis, recon = cli_correlate.run_ct_chain(
                 scan, work, f"phantom{seed}", centre, voxel_size_um=design.voxel_um
             )
     except RuntimeError as err:
