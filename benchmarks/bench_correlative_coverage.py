@@ -24,6 +24,7 @@ import numpy as np
 
 from helpers import cli_correlate
 from helpers import correlate as cr
+from helpers import void_recovery as vr
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
@@ -46,14 +47,14 @@ def run_seed(seed: int, coupled: bool, calibration) -> dict:
     reg = cr.register(maps, ct, ROUGH, footprint_fwhm_um=0.1)
     assoc = cr.association(maps, ct, reg.alignment, "d", block_um=0.3)
     particle_mask, found, _ = cr.found_void_mask(labels, grey, thr)
-    cnr = cr.volume_cnr(grey, particle_mask, thr)
-    est = cr.estimate_recovery(calibration, found, vox, cnr)
-    corr = cr.correct_coupling(assoc, est)
+    cnr = vr.volume_cnr(grey, particle_mask, thr)
+    est = vr.estimate_recovery(calibration, found, vox, cnr)
+    corr = vr.correct_coupling(assoc, est)
     # scoring only: the particle's truth
     particle = co.make_particle(co.CorrelativeDesign(coupled=coupled), seed)
     envelope, true_void = co.ct_truth_masks(particle)
-    rec = cr.void_detection_record(found, true_void, vox)
-    slope = cr.block_transfer_slope(particle_mask, found, envelope, true_void, vox)
+    rec = vr.void_detection_record(found, true_void, vox)
+    slope = vr.block_transfer_slope(particle_mask, found, envelope, true_void, vox)
     # the coupling a perfect CT would give: the true envelope and voids, the true alignment
     oracle = cr.association(maps, cr.CtProjection(envelope.sum(0) * vox, true_void.sum(0) * vox, vox, 1, 0),
                             cr.Alignment(**particle.alignment()), "d", block_um=0.3)

@@ -53,13 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "correlate") -> N
 def run(args: argparse.Namespace) -> int:
     """Register, associate, write; prints one line per result. Errors raise ValueError/OSError."""
     from helpers import correlate as cr
+    from helpers import void_recovery as vr
 
     for role, p in (("maps", args.maps), ("CT analysis", args.ct_analysis)):
         if not Path(p).is_file():
             raise OSError(f"{role} file {p} does not exist")
     if args.out.exists() and not args.overwrite:
         raise OSError(f"{args.out} exists: pass --overwrite to replace it")
-    calibration = cr.read_calibration(args.recovery_calibration) if args.recovery_calibration else None
+    calibration = vr.read_calibration(args.recovery_calibration) if args.recovery_calibration else None
     initial = cr.Alignment(args.angle_deg, tuple(args.shift_um))
     reg, res = cr.correlate_files(
         args.maps,
@@ -83,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     corrected = None
     if calibration is not None:
         inputs["recovery_calibration"] = args.recovery_calibration
-        recovery = cr.recovery_for_files(
+        recovery = vr.recovery_for_files(
             calibration, args.ct_analysis, args.volume, args.dataset, args.label, args.voxel_size_um
         )
-        corrected = cr.correct_coupling(res["d"], recovery)
+        corrected = vr.correct_coupling(res["d"], recovery)
     cr.write_result(args.out, reg, res, inputs, params, corrected)
     a = reg.alignment
     print(

@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import helpers
-from helpers import cli_correlate, correlate
+from helpers import cli_correlate, correlate, correlate_figures, void_recovery
 from helpers.paths import cache_dir
 from helpers.sxdm.io import open_sxdm_series
 from helpers.sxdm.reduce import reduce
@@ -182,24 +182,24 @@ if design is not None:
 #    scored against the voids rendered from their spheres: the detection curve r(d) (found void volume
 #    within 2 voxels of each true void over its volume, by true diameter), and by measured diameter the
 #    factor from measured to true diameter and the share of found volume that is a real void.
-# 2. **Fold** (`correlate.estimate_recovery`): this particle's own void table (26-connected components
+# 2. **Fold** (`void_recovery.estimate_recovery`): this particle's own void table (26-connected components
 #    of its void voxels, as `ct-analyse` counts them), each measured diameter corrected to a true one,
 #    folded with r(d): R = Σ p V / Σ p V / r(c·d). Its uncertainty is the fold's leave-one-out error over
 #    the phantoms. A volume whose contrast-to-noise ratio lies outside the phantoms' (± 20 %) is refused.
-# 3. **Corrected κ** = κ · R (`correlate.correct_coupling`); the interval's relative half-widths are
+# 3. **Corrected κ** = κ · R (`void_recovery.correct_coupling`); the interval's relative half-widths are
 #    combined in quadrature with 1.96 σ_R / R.
 
 # %%
 calibration = correlative_calibration.cached_calibration()
 particle_mask, found_voids, _ = correlate.found_void_mask(labels, grey, void_threshold, ct.label)
-cnr = correlate.volume_cnr(grey, particle_mask, void_threshold)
+cnr = void_recovery.volume_cnr(grey, particle_mask, void_threshold)
 try:
-    recovery = correlate.estimate_recovery(calibration, found_voids, ct_voxel_um, cnr)
-except correlate.CalibrationMismatch as err:  # own data taken otherwise: say so, keep the raw κ
+    recovery = void_recovery.estimate_recovery(calibration, found_voids, ct_voxel_um, cnr)
+except void_recovery.CalibrationMismatch as err:  # own data taken otherwise: say so, keep the raw κ
     recovery, kc = None, None
     print(f"no recovery correction: {err}")
 else:
-    kc = correlate.correct_coupling(k, recovery)
+    kc = void_recovery.correct_coupling(k, recovery)
     print(f"CT contrast-to-noise {cnr:.2f} (calibration phantoms {recovery.calibration_cnr[0]:.2f}–"
           f"{recovery.calibration_cnr[1]:.2f}); predicted void-volume recovery {recovery.recovery:.3f} ± "
           f"{recovery.sigma:.3f} ({recovery.n_phantoms} phantoms)")
@@ -209,7 +209,7 @@ else:
 # %%
 if truth is not None and recovery is not None:  # check only: the particle's actual recovery (truth)
     true_voids = correlative.true_ct_voids(truth)
-    scored = correlate.void_detection_record(found_voids, true_voids, ct_voxel_um)
+    scored = void_recovery.void_detection_record(found_voids, true_voids, ct_voxel_um)
     actual = scored["true_found_vox"].sum() / scored["true_vox"].sum()
     print(f"check against the truth: actual recovery {actual:.3f} (predicted {recovery.recovery:.3f} ± "
           f"{recovery.sigma:.3f})")
@@ -239,8 +239,8 @@ if control is not None:
     reg_c = correlate.register(maps_c, ct_c, initial, footprint_fwhm_um=0.1)
     ctrl = correlate.association(maps_c, ct_c, reg_c.alignment, "d", block_um=block_um)
     envelope_c, voids_c, _ = correlate.found_void_mask(labels_c, grey_c, thr_c, ct_c.label)
-    recovery_c = correlate.estimate_recovery(calibration, voids_c, vox_c,
-                                             correlate.volume_cnr(grey_c, envelope_c, thr_c))
+    recovery_c = void_recovery.estimate_recovery(calibration, voids_c, vox_c,
+                                             void_recovery.volume_cnr(grey_c, envelope_c, thr_c))
     print(f"control: NCC {reg_c.ncc:.3f}; r = {ctrl.r:+.2f} [{ctrl.r_ci[0]:+.2f}, {ctrl.r_ci[1]:+.2f}], "
           f"p = {ctrl.p_value:.3f} -> {ctrl.verdict}")
     print(f"control, corrected path: predicted recovery {recovery_c.recovery:.3f}; it rescales κ, not r or p: "
@@ -256,10 +256,10 @@ if control is not None:
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
-correlate.plot_registration(axes[:2], maps, reg)
-correlate.plot_association(axes[2], results["d"], design["coupling"] if design else None, "coupled")
+correlate_figures.plot_registration(axes[:2], maps, reg)
+correlate_figures.plot_association(axes[2], results["d"], design["coupling"] if design else None, "coupled")
 if control is not None:
-    correlate.plot_association(axes[2], ctrl, None, "control")
+    correlate_figures.plot_association(axes[2], ctrl, None, "control")
 axes[2].legend(fontsize=8)
 helpers.save_figure(fig, "fig09_correlative_sxdm_nanoct")
 plt.show()
@@ -279,7 +279,7 @@ from helpers.widgets import Explorer
 def draw_association(fig, block=block_um, quantity="d"):
     res = correlate.association(maps, ct, a, quantity, block_um=block)
     ax = fig.add_subplot()
-    correlate.plot_association(ax, res, design["coupling"] if design else None)
+    correlate_figures.plot_association(ax, res, design["coupling"] if design else None)
     ax.set_title(f"{res.n_blocks} blocks: r = {res.r:+.2f} [{res.r_ci[0]:+.2f}, {res.r_ci[1]:+.2f}]", fontsize=9)
 
 

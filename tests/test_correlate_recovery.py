@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from helpers import cli_correlate
 from helpers import correlate as cr
+from helpers import void_recovery as vr
 from helpers.synthetic import correlative as co
 
 NMC, AIR = 200.0, 50.0
@@ -35,9 +36,9 @@ def calibration():
     recs, cnr = [], []
     for seed in range(1000, 1005):
         found, true, particle, grey, thr = _stand_in_ct(seed)
-        recs.append(cr.void_detection_record(found, true, 0.025))
-        cnr.append(cr.volume_cnr(grey, particle, thr))
-    return cr.VoidRecoveryCalibration(recs, np.array(cnr), 0.025)
+        recs.append(vr.void_detection_record(found, true, 0.025))
+        cnr.append(vr.volume_cnr(grey, particle, thr))
+    return vr.VoidRecoveryCalibration(recs, np.array(cnr), 0.025)
 
 
 def test_cnr_is_the_contrast_over_the_air_noise():
@@ -49,7 +50,7 @@ def test_cnr_is_the_contrast_over_the_air_noise():
     particle[10:30, 15:45, 15:45] = True
     grey[particle] = NMC
     grey = np.clip(grey + rng.normal(0, 25.0, grey.shape), 1, 254)
-    assert cr.volume_cnr(grey, particle, 125.0) == pytest.approx(6.0, rel=0.03)
+    assert vr.volume_cnr(grey, particle, 125.0) == pytest.approx(6.0, rel=0.03)
 
 
 def test_a_void_opened_to_the_surface_by_a_thin_break_stays_a_void():
@@ -71,7 +72,7 @@ def test_a_void_opened_to_the_surface_by_a_thin_break_stays_a_void():
 def test_detection_record_of_a_perfect_ct_is_complete():
     """Found = true voids: every true void fully recovered, every found void real, sizes unchanged."""
     _, true, _, _, _ = _stand_in_ct(7)
-    rec = cr.void_detection_record(true, true, 0.025)
+    rec = vr.void_detection_record(true, true, 0.025)
     big = rec["true_vox"] >= 2
     assert np.all(rec["true_found_vox"][big] == rec["true_vox"][big])
     assert np.all(rec["found_real_vox"] == rec["found_vox"])
@@ -84,8 +85,8 @@ def test_predicted_recovery_matches_the_particle_on_one_seed(calibration):
     within 3 σ of its actual recovery, σ being the calibration's own leave-one-out error (the seed spread
     of the prediction); and the recovery is a real correction (well below 1)."""
     found, true, particle, grey, thr = _stand_in_ct(3, design=co.CorrelativeDesign())
-    est = cr.estimate_recovery(calibration, found, 0.025, cr.volume_cnr(grey, particle, thr))
-    rec = cr.void_detection_record(found, true, 0.025)
+    est = vr.estimate_recovery(calibration, found, 0.025, vr.volume_cnr(grey, particle, thr))
+    rec = vr.void_detection_record(found, true, 0.025)
     actual = rec["true_found_vox"].sum() / rec["true_vox"].sum()
     assert actual < 0.9
     assert abs(est.recovery - actual) < 3 * est.sigma, (est, actual)
@@ -96,8 +97,8 @@ def test_correction_scales_the_coupling_and_widens_its_interval(calibration):
     """κ·R, and the interval's relative half-widths grow in quadrature by z σ_R / R (z = 1.96 at 95 %)."""
     assoc = cr.Association("d", 20, 0.8, (0.6, 0.9), 0.001, 2.5e-3, (2.0e-3, 3.2e-3), 0.95, "association",
                            np.zeros(20), np.zeros(20))
-    est = cr.RecoveryEstimate(0.8, 0.04, 6.0, (5.5, 6.5), 0.0, 5)
-    out = cr.correct_coupling(assoc, est)
+    est = vr.RecoveryEstimate(0.8, 0.04, 6.0, (5.5, 6.5), 0.0, 5)
+    out = vr.correct_coupling(assoc, est)
     assert out.coupling == pytest.approx(2.0e-3)
     lo_rel = np.hypot(0.2, 1.959964 * 0.05)
     hi_rel = np.hypot(0.28, 1.959964 * 0.05)
@@ -108,17 +109,17 @@ def test_a_volume_unlike_the_calibration_is_refused(calibration):
     """Three times the noise (CNR ≈ 1/3 of the phantoms'): the detection of small voids differs, so the
     correction refuses with the two CNRs and what to do; so does another voxel size."""
     found, _, particle, grey, thr = _stand_in_ct(3, noise=60.0)
-    cnr = cr.volume_cnr(grey, particle, thr)
+    cnr = vr.volume_cnr(grey, particle, thr)
     assert cnr < 0.5 * calibration.cnr.min()
-    with pytest.raises(cr.CalibrationMismatch, match=r"contrast-to-noise ratio .* outside the calibration's"
+    with pytest.raises(vr.CalibrationMismatch, match=r"contrast-to-noise ratio .* outside the calibration's"
                        r".*calibrate with phantoms simulated at the data's dose"):
-        cr.estimate_recovery(calibration, found, 0.025, cnr)
-    with pytest.raises(cr.CalibrationMismatch, match="voxel size 0.05 µm differs"):
-        cr.estimate_recovery(calibration, found, 0.05, float(np.mean(calibration.cnr)))
+        vr.estimate_recovery(calibration, found, 0.025, cnr)
+    with pytest.raises(vr.CalibrationMismatch, match="voxel size 0.05 µm differs"):
+        vr.estimate_recovery(calibration, found, 0.05, float(np.mean(calibration.cnr)))
 
 
 def test_calibration_round_trips_through_json(calibration):
-    back = cr.VoidRecoveryCalibration.from_json(calibration.to_json())
+    back = vr.VoidRecoveryCalibration.from_json(calibration.to_json())
     r = calibration.records[0]
     expected = calibration.fold(r["found_d_um"], r["found_vox"])
     assert back.fold(r["found_d_um"], r["found_vox"]) == pytest.approx(expected)
@@ -137,9 +138,9 @@ def test_full_chain_correction_on_one_seed(tmp_path):
     analysis, recon = cli_correlate.run_ct_chain(sample["ct"], tmp_path, "seed1", 79.5)
     labels, grey, thr, vox = cr.read_ct_analysis(analysis, recon, "/volume_8bit")
     particle, found, _ = cr.found_void_mask(labels, grey, thr)
-    est = cr.estimate_recovery(cal, found, vox, cr.volume_cnr(grey, particle, thr))
+    est = vr.estimate_recovery(cal, found, vox, vr.volume_cnr(grey, particle, thr))
     true_void = co.true_ct_voids(sample["truth"])
-    rec = cr.void_detection_record(found, true_void, vox)
+    rec = vr.void_detection_record(found, true_void, vox)
     actual = rec["true_found_vox"].sum() / rec["true_vox"].sum()
     assert abs(est.recovery - actual) < 3 * est.sigma, (est, actual)
 

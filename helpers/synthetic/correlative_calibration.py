@@ -5,7 +5,7 @@ analysed particle uses) are rendered by the same CT forward model (same dose, pr
 number of projections), reconstructed and segmented by the same chain
 (:func:`helpers.cli_correlate.run_ct_chain`), and the voids the chain found are scored against the voids
 rendered from the spheres that define them (:func:`helpers.correlative.ct_truth_masks`) with
-:func:`helpers.correlate.void_detection_record`. The calibration phantoms draw void diameters from a
+:func:`helpers.void_recovery.void_detection_record`. The calibration phantoms draw void diameters from a
 wider range than the analysed particle's design (0.06–0.28 µm against 0.10–0.20 µm), so that the
 detection curve is measured across the sizes and the fold with the particle's *measured* void sizes
 does the work, not a shared size distribution.
@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from helpers import cli_correlate, correlate
+from helpers import cli_correlate, correlate, void_recovery
 from helpers.synthetic import correlative
 
 CALIBRATION_VERSION = "2"  # 2: envelope closed by a 2-voxel ball (found_void_mask)
@@ -52,15 +52,15 @@ def calibrate_phantom(seed: int, design, work, flat_counts: float = 2000.0) -> t
     labels, grey, void_threshold, voxel = correlate.read_ct_analysis(analysis, recon, "/volume_8bit")
     particle_mask, found, _ = correlate.found_void_mask(labels, grey, void_threshold)
     _, true_void = correlative.ct_truth_masks(particle)
-    record = correlate.void_detection_record(found, true_void, voxel)
+    record = void_recovery.void_detection_record(found, true_void, voxel)
     for path in (scan, recon, analysis, *Path(work).glob(f"phantom{seed}_analysis_*.csv")):
         Path(path).unlink(missing_ok=True)
-    return record, correlate.volume_cnr(grey, particle_mask, void_threshold)
+    return record, void_recovery.volume_cnr(grey, particle_mask, void_threshold)
 
 
 def calibrate(
     seeds=CALIBRATION_SEEDS, design=None, flat_counts: float = 2000.0, work=None
-) -> correlate.VoidRecoveryCalibration:
+) -> void_recovery.VoidRecoveryCalibration:
     """Run every phantom (≈ 20 s each on two cores) and collect the calibration."""
     from helpers.paths import cache_dir
 
@@ -74,7 +74,7 @@ def calibrate(
         cnr.append(c)
     info = {"seeds": list(seeds), "flat_counts": flat_counts, "design": asdict(des),
             "version": CALIBRATION_VERSION}
-    return correlate.VoidRecoveryCalibration(records, cnr, des.voxel_um, info=info)
+    return void_recovery.VoidRecoveryCalibration(records, cnr, des.voxel_um, info=info)
 
 
 def cached_calibration(
@@ -95,7 +95,7 @@ def cached_calibration(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"calibration_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
     if path.is_file() and not force:
-        cal = correlate.VoidRecoveryCalibration.from_json(path.read_text())
+        cal = void_recovery.VoidRecoveryCalibration.from_json(path.read_text())
         cal.cnr = np.asarray(cal.cnr, float)
         return cal
     cal = calibrate(seeds, design, flat_counts)
