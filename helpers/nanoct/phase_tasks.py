@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from helpers.cluster import raise_failures, run_tasks
+from helpers.nanoct.part_files import is_finished, part_writer
 
 MIN_PROJECTIONS_PER_TASK = 64
 
@@ -38,7 +39,6 @@ def part_file(out, i: int, j: int) -> Path:
 
 def retrieve_range_task(rng: tuple[int, int], out: str, settings: dict) -> str:
     """Retrieve projections ``rng`` of ``settings['input']`` into their own file; returns its path."""
-    import h5py
     import hdf5plugin  # noqa: F401 - compression filters in this (worker) process
 
     from helpers.nanoct import io, phase
@@ -52,38 +52,20 @@ def retrieve_range_task(rng: tuple[int, int], out: str, settings: dict) -> str:
     i0, j0 = rng
     _, n_rows, n_cols = scans[0].shape
     target = part_file(out, i0, j0)
-    partial = target.with_suffix(".h5.part")
-    try:
-        with h5py.File(partial, "w") as g:
-            ds = g.create_dataset("projections", (j0 - i0, n_rows, n_cols), "f4")
-            for i in range(i0, j0, s.batch):
-                j = min(i + s.batch, j0)
-                trans = [io.flat_dark_correct(sc.read_frames(i, j), fl, dk)
-                         for sc, fl, dk in zip(scans, flats, darks, strict=True)]
-                if s.phase == "paganin":
-                    res = phase.paganin(trans[0], s.delta_beta, s.energy, s.distances[0], s.pixel)
-                elif s.phase == "ctf":
-                    res = phase.ctf_multi(trans, s.delta_beta, s.energy, s.distances, s.pixel,
-                                          shifts_px=shifts)
-                else:
-                    res = -np.log(np.clip(trans[0], 1e-6, None))
-                ds[i - i0 : j - i0] = res
-            g.attrs["run"] = s.run_tag
-        os.replace(partial, target)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise OSError(f"projections {i0}:{j0}: cannot write {partial} ({err}); is the disk full?") from err
+    with part_writer(target, f"projections {i0}:{j0}", s.run_tag) as g:
+        ds = g.create_dataset("projections", (j0 - i0, n_rows, n_cols), "f4")
+        for i in range(i0, j0, s.batch):
+            j = min(i + s.batch, j0)
+            trans = [io.flat_dark_correct(sc.read_frames(i, j), fl, dk)
+                     for sc, fl, dk in zip(scans, flats, darks, strict=True)]
+            if s.phase == "paganin":
+                res = phase.paganin(trans[0], s.delta_beta, s.energy, s.distances[0], s.pixel)
+            elif s.phase == "ctf":
+                res = phase.ctf_multi(trans, s.delta_beta, s.energy, s.distances, s.pixel, shifts_px=shifts)
+            else:
+                res = -np.log(np.clip(trans[0], 1e-6, None))
+            ds[i - i0 : j - i0] = res
     return str(target)
-
-
-def _finished(path: Path, run_tag: str) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as g:
-            return g.attrs.get("run") == run_tag and "projections" in g
-    except OSError:
-        return False
 
 
 def phase_pass(f, args, distances, pixel, energy, shifts, start: int, client, quiet: bool = False):
@@ -104,14 +86,14 @@ def phase_pass(f, args, distances, pixel, energy, shifts, start: int, client, qu
                 "delta_beta": args.delta_beta, "energy": energy, "distances": distances, "pixel": pixel,
                 "shifts": shifts, "batch": args.batch, "run_tag": run_tag}
     part_dir(out).mkdir(exist_ok=True)
-    compute = [r for r in ranges if not _finished(part_file(out, *r), run_tag)]
+    compute = [r for r in ranges if not is_finished(part_file(out, *r), run_tag, "projections")]
     outcomes = run_tasks(client, retrieve_range_task, compute, str(out), settings, desc="phase",
                          quiet=quiet, names=lambda r: f"projections {r[0]}:{r[1]}")
     import h5py
 
     for i, j in ranges:  # in order: `done` counts a finished prefix
         path = part_file(out, i, j)
-        if not _finished(path, run_tag):
+        if not is_finished(path, run_tag, "projections"):
             break
         with h5py.File(path, "r") as g:
             for a in range(0, j - i, args.batch):  # one batch in memory at a time

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.cluster import raise_failures, run_tasks
+from helpers.nanoct.part_files import is_finished, part_writer
 
 
 def slab_dir(out) -> Path:
@@ -65,27 +66,10 @@ def reconstruct_slab_task(rows: tuple[int, int], out: str, center: float, rings_
         for k in range(b - a)
     ]).astype(np.float32, copy=False)
     target = slab_file(out, a, b)
-    partial = target.with_suffix(".h5.part")
-    try:
-        with h5py.File(partial, "w") as g:
-            g["slices"] = slices
-            g.attrs["rows"] = (a, b)
-            g.attrs["run"] = run_tag
-        os.replace(partial, target)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise OSError(f"slab rows {a}:{b}: cannot write {partial} ({err}); is the disk full?") from err
+    with part_writer(target, f"slab rows {a}:{b}", run_tag) as g:
+        g["slices"] = slices
+        g.attrs["rows"] = (a, b)
     return str(target)
-
-
-def _finished_slab(path: Path, run_tag: str) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as g:
-            return g.attrs.get("run") == run_tag and "slices" in g
-    except OSError:
-        return False
 
 
 def plan_slabs(done: np.ndarray, row0: int, row1: int, slab: int) -> list[tuple[int, int]]:
@@ -110,10 +94,10 @@ def slab_pass(out, center: float, rings_method: str, method: str, slab: int, row
         run_tag = slab_run_tag(f.attrs["params"], center)
     todo = plan_slabs(done, row0, row1, slab)
     slab_dir(out).mkdir(exist_ok=True)
-    compute = [r for r in todo if not _finished_slab(slab_file(out, *r), run_tag)]
+    compute = [r for r in todo if not is_finished(slab_file(out, *r), run_tag, "slices")]
     outcomes = run_tasks(client, reconstruct_slab_task, compute, str(out), center, rings_method, method,
                          run_tag, desc="slabs", quiet=quiet, names=lambda r: f"rows {r[0]}:{r[1]}")
-    finished = [r for r in todo if _finished_slab(slab_file(out, *r), run_tag)]
+    finished = [r for r in todo if is_finished(slab_file(out, *r), run_tag, "slices")]
     join_slabs(out, finished, row0)
     raise_failures(outcomes, "slabs")
     if not any(os.scandir(slab_dir(out))):
