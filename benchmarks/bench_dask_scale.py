@@ -283,7 +283,8 @@ def main(argv=None) -> dict:
     results = {"small": {}, "scale": {}, "shape": args.shape, "angles": args.angles}
     if args.recon_only:
         result = reconstruct_scaling(*args.recon_only, work)
-        (OUT / "dask_scale_recon.json").write_text(json.dumps(result, indent=1))
+        rows, cols, angles = args.recon_only
+        (OUT / f"dask_scale_recon_{rows}x{cols}_{angles}.json").write_text(json.dumps(result, indent=1))
         return result
 
     if not args.skip_small:
