@@ -369,26 +369,12 @@ def association(
 
     rng = _rng_keyword(np.random.default_rng(seed))
     r = float(pearson(f_b, q_b))
-    boot_r = stats.bootstrap(
-        (f_b, q_b),
-        pearson,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        **rng,
-    )
-    boot_k = stats.bootstrap(
-        (f_b, q_b),
-        coupling,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        **rng,
-    )
+    def percentile_bootstrap(statistic):
+        return stats.bootstrap((f_b, q_b), statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+                               confidence_level=confidence, method="percentile", **rng)
+
+    boot_r = percentile_bootstrap(pearson)  # r first, then κ: the same draws from rng as before
+    boot_k = percentile_bootstrap(coupling)
     perm = stats.permutation_test(
         (f_b, q_b),
         pearson,

@@ -156,6 +156,18 @@ def plot_population_static(ax, surfaces: dict, values: dict, label: str = "", cm
     return mappable
 
 
+def population_figure(surfaces: dict, table, column: str, colour_label: str, figsize=(5.5, 4.5)):
+    """A pyplot figure of :func:`plot_population_static` coloured by ``column`` of ``table``, with its
+    colour bar labelled ``colour_label``: the stored static view beside a notebook's 3-D population."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=figsize)
+    ax = fig.add_subplot(projection="3d")
+    colours = plot_population_static(ax, surfaces, column_values(table, column))
+    fig.colorbar(colours, ax=ax, shrink=0.6, label=colour_label)
+    return fig
+
+
 def _frame(ax, vertices):
     low, high = vertices.min(axis=0), vertices.max(axis=0)
     ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]),

@@ -367,10 +367,7 @@ surfaces = view3d.label_surfaces(labels, voxel_size_um, step=2)
 view3d.population_view(surfaces, table, ["d_eq_um", "sphericity", "roundness"])
 
 # %%
-fig = plt.figure(figsize=(5.5, 4.5))
-ax = fig.add_subplot(projection="3d")
-colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(table, "d_eq_um"))
-fig.colorbar(colours, ax=ax, shrink=0.6, label="d_eq (µm)")
+view3d.population_figure(surfaces, table, "d_eq_um", "d_eq (µm)")
 plt.show()
 
 # %% [markdown]

@@ -305,10 +305,7 @@ surfaces = view3d.label_surfaces(result.labels, voxel_size_um, step=2)
 view3d.population_view(surfaces, particles, ["void_fraction", "volume_um3", "n_voids"])
 
 # %%
-fig = plt.figure(figsize=(5.5, 4.5))
-ax = fig.add_subplot(projection="3d")
-colours = view3d.plot_population_static(ax, surfaces, view3d.column_values(particles, "void_fraction"))
-fig.colorbar(colours, ax=ax, shrink=0.6, label="void fraction")
+view3d.population_figure(surfaces, particles, "void_fraction", "void fraction")
 plt.show()
 
 # %% tags=["nbval-ignore-output"]

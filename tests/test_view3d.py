@@ -55,3 +55,19 @@ def test_bad_inputs_are_named():
         view3d.column_values(pd.DataFrame({"label": [1]}), "roundness")
     with pytest.raises(ValueError, match="no particle"):
         view3d.merged_mesh({})
+
+
+def test_population_figure_colours_by_the_column_with_a_labelled_colour_bar():
+    """The static twin: one face colour per particle from the table's column (grey where it is NaN), the
+    colour bar spanning the column's range and carrying the given label."""
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"label": [1, 2], "void_fraction": [0.1, np.nan]})
+    fig = view3d.population_figure(view3d.label_surfaces(_two_particles()), table, "void_fraction",
+                                   "void fraction")
+    ax3d, bar = fig.axes
+    faces = ax3d.collections[0].get_facecolor()
+    assert len(np.unique(faces.round(6), axis=0)) == 2  # particle 1 coloured, particle 2 grey
+    assert any(np.allclose(c, [0.7, 0.7, 0.7, 1.0]) for c in faces)
+    assert bar.get_ylabel() == "void fraction"
+    plt.close(fig)
