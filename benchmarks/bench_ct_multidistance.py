@@ -312,7 +312,8 @@ def summarise(rows) -> str:
                      f"{len(rr) - len(ok)}/{len(rr)} |")
     lines += ["", "Voids inside the true particle envelopes (unfiltered volume). Curve = share of the "
               "true void volume recovered by void diameter 50–100 / 100–150 / 150–200 / 200–300 nm; "
-              "bound = expected share for a matched-filter test at k = 3.7 given the measured noise (Φ(SNR − k)).", "",
+              "bound = expected share for a matched-filter test at k = 3.7 given the measured noise "
+              "(Φ(SNR − k)).", "",
               "| case | retrieval | rule | voids ≥ 150 nm | curve | median \\|vf error\\| voided (n) | "
               "median vf void-free (n) |", "|" + "---|" * 7]
     for key in keys:

@@ -14,8 +14,10 @@ correlation as measured (for white noise σ_r = σ/√n; after Paganin + FBP it 
 :func:`voids_by_significance` is a matched-filter (scale-space) detector: for each radius r, a voxel
 of a particle's eroded envelope is a void centre when the particle's level minus the ball mean at
 that voxel exceeds ``k_sigma`` · σ_r (one-sided false-alarm probability Φ(−k) per independent region;
-k = 3.7 → 1e-4); the void is the union over radii of the centres dilated by their ball, within the
-envelope. The envelope (closed, hole-filled particle mask) is found as in
+k = 3.7 → 1e-4); the void *support* is the union over radii of the centres dilated by their ball
+(a large ball that holds a small void is significant too, so the support is wider than the void), and
+the void is the part of the support whose radius-1 ball mean is below the mid-grey of the particle's
+level and the air level (the median grey of the reference region, which must then be the air). The envelope (closed, hole-filled particle mask) is found as in
 :func:`helpers.nanoct.voids.voids_from_particle_statistics`, independently of the voids.
 """
 
@@ -81,8 +83,8 @@ def voids_by_significance(
 ):
     """Voids of each labelled particle whose ball-mean deficit exceeds ``k_sigma`` σ of that ball's mean.
 
-    ``volume`` grey (any dtype), ``labels`` particle labels of the same shape, ``reference_region`` a
-    region of one material of the same volume where the noise is measured (:func:`ball_mean_sigma`).
+    ``volume`` grey (any dtype), ``labels`` particle labels of the same shape, ``reference_region`` the
+    air of the same volume: its noise (:func:`ball_mean_sigma`) and its median grey (the air level).
     Returns a pandas.DataFrame (``label``, ``envelope_voxels``, ``particle_grey``, ``void_voxels``,
     ``void_fraction``), the boolean void mask (z, y, x) and ``{radius: σ_r}``.
     """
@@ -98,7 +100,8 @@ def voids_by_significance(
     if k_sigma <= 0:
         raise ValueError(f"k_sigma must be > 0, got {k_sigma}")
     sigma = ball_mean_sigma(volume, reference_region, radii)
-    means = {r: ball_mean(volume, r) for r in radii}
+    air_level = float(np.median(volume[np.asarray(reference_region, bool)]))
+    means = {r: ball_mean(volume, r) for r in set(radii) | {1}}
     closing = ndi.iterate_structure(ndi.generate_binary_structure(3, 1), max(closing_radius, 1))
     void_all = np.zeros(labels.shape, bool)
     rows = []
@@ -121,6 +124,7 @@ def voids_by_significance(
                 centres &= (level - means[r][crop]) >= k_sigma * sigma[r]
                 if centres.any():
                     void |= ndi.binary_dilation(centres, structure=ball(r)) & inner
+            void &= means[1][crop] < 0.5 * (level + air_level)
         void_all[crop] |= void
         n_env = int(envelope.sum())
         rows.append(dict(label=lab, envelope_voxels=n_env, particle_grey=level, void_voxels=int(void.sum()),
