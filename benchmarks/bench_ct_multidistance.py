@@ -62,9 +62,10 @@ from helpers.synthetic import ct_phantom, ct_projections, ct_samples  # noqa: E4
 OUT = ps.OUT
 VOXEL_UM = 0.025
 DIST4_M = (24.0e-3, 25.2e-3, 28.3e-3, 34.6e-3)
-RETRIEVALS = {"paganin 1-d": ("paganin", (ct_samples.SAMPLE3D_DISTANCE_M,)), "ctf 4-d": ("ctf", DIST4_M)}
+RETRIEVALS = {"paganin 1-d": ("paganin", (ct_samples.SAMPLE3D_DISTANCE_M,)), "ctf 4-d": ("ctf", DIST4_M),
+              "ctf 4-d, 0.10-0.40 mm": ("ctf", ct_samples.SAMPLE_DISTANCES_M)}
 #: counts per pixel per projection per distance (design inputs); ctf 4-d from --calibrate on seed 21
-COUNTS = {"paganin 1-d": 150.0, "ctf 4-d": 50.0}
+COUNTS = {"paganin 1-d": 150.0, "ctf 4-d": 50.0, "ctf 4-d, 0.10-0.40 mm": 300.0}
 #: noise-free scans are still rounded to integer counts: record them at a dose where that is negligible
 CLEAN_COUNTS = 20000.0
 CAL_FILE = OUT / "ct_multidistance_calibration.json"
@@ -78,7 +79,9 @@ CV_ITER, CV_SMOOTH = 15, 2
 
 def counts_for(retrieval):
     if retrieval != "paganin 1-d" and CAL_FILE.exists():
-        return float(json.loads(CAL_FILE.read_text())[retrieval]["counts"])
+        cal = json.loads(CAL_FILE.read_text())
+        if retrieval in cal:
+            return float(cal[retrieval]["counts"])
     return COUNTS[retrieval]
 
 
@@ -152,12 +155,18 @@ def void_bound(clean32, noise, case, t, k=vs.DEFAULT_K_SIGMA):
         s = np.exp(np.interp(np.log(size[i]), np.log(n_r), np.log(s_r)))  # σ of an n-voxel mean
         snr[i] = (level[owner_of[i]] - mean_in[i]) / s
     p = norm.cdf(snr - k)
+    solid_level = float(np.median(clean32[solid]))
+    air_level = float(np.median(clean32[case["air_roi"]]))
+    # deficit of each void in the noise-free reconstruction as a share of the full NMC-air contrast
+    depth = np.array([(level[owner_of[i]] - mean_in[i]) / (solid_level - air_level) if i else 0.0
+                      for i in range(d_nm.size)])
     out = {"sigma_ball": {str(r): sig[r] for r in radii}, "bins": []}
     for lo, hi in zip(BINS_NM[:-1], BINS_NM[1:], strict=True):
         sel = (d_nm >= lo) & (d_nm < hi)
         sel[0] = False
         out["bins"].append({"lo": lo, "hi": hi, "n": int(sel.sum()),
                             "snr_median": float(np.median(snr[sel])) if sel.any() else None,
+                            "depth_median": float(np.median(depth[sel])) if sel.any() else None,
                             "expected": float((p[sel] * size[sel]).sum() / size[sel].sum())
                             if sel.any() else None})
     sel = d_nm >= 150
@@ -199,7 +208,7 @@ def voids_in_true_envelopes(v8, case, t, air_grey):
     return res
 
 
-def masks_for(v8, v32, cv, npow, case):
+def masks_for(v8, v32, cv, npow, case, clean8=None):
     nmc_true = case["nmc_true"]
     tv = denoise_volume(v8, "tv")
     out = {
@@ -216,6 +225,10 @@ def masks_for(v8, v32, cv, npow, case):
         out[("tv", "auto")] = tv > auto.threshold
     except ValueError as err:
         out[("tv", "auto")] = str(err).split(";")[0]
+    if clean8 is not None:
+        out[("noise-free chain", "oracle")] = clean8 > ps.oracle_threshold(clean8, nmc_true)
+    if "--no-chan-vese" in sys.argv:
+        return out
     t0 = time.perf_counter()
     cv_args = (CV_ITER, CV_SMOOTH)
     out[("tv + Chan-Vese", "init: tv oracle")] = mm.chan_vese_mask(tv, out[("tv", "oracle")], *cv_args)
@@ -256,7 +269,8 @@ def run(name, retrievals, seeds):
             print(f"{name} {retrieval} seed {seed}: CNR {base['cnr']:.2f} box {base['cnr_box']:.1f} "
                   f"HWHM {base['hwhm']} voids {base['voids']} bound {base['bound']['bins']}", flush=True)
             _, npow = nz.radial_power(noise)
-            for (method, rule), mask in masks_for(v8, v32, cv, npow, case).items():
+            clean8 = clean.volume_8bit if seed == seeds[0] else None
+            for (method, rule), mask in masks_for(v8, v32, cv, npow, case, clean8).items():
                 row = dict(base, method=method, rule=rule)
                 if isinstance(mask, str):
                     row["refused"] = mask
@@ -353,8 +367,15 @@ def main():
         return
     OUT.mkdir(exist_ok=True)
     names = [a for a in sys.argv[1:] if not a.startswith("--")] or ["paper-size", "small"]
+    retrievals = list(RETRIEVALS)[:2]
+    for arg in sys.argv[1:]:
+        if arg.startswith("--retrievals="):
+            retrievals = [list(RETRIEVALS)[int(i)] for i in arg.split("=")[1].split(",")]
     if "--calibrate" in sys.argv:
-        cal = {"ctf 4-d": calibrate(setup("paper-size"), "ctf 4-d")}
+        cal = json.loads(CAL_FILE.read_text()) if CAL_FILE.exists() else {}
+        for retrieval in retrievals:
+            if retrieval != "paganin 1-d":
+                cal[retrieval] = calibrate(setup("paper-size"), retrieval)
         CAL_FILE.write_text(json.dumps(cal, indent=1))
         return
     if "--table" in sys.argv:
@@ -368,8 +389,10 @@ def main():
         if arg.startswith("--seeds="):
             seeds = tuple(int(v) for v in arg.split("=")[1].split(","))
     for name in names:
-        rows = run(name, list(RETRIEVALS), seeds)
-        (OUT / f"ct_multidistance_run_{name}.json").write_text(json.dumps(rows, indent=1, default=float))
+        rows = run(name, retrievals, seeds)
+        tag = "" if retrievals == list(RETRIEVALS)[:2] else "_" + "_".join(
+            str(list(RETRIEVALS).index(r)) for r in retrievals)
+        (OUT / f"ct_multidistance_run_{name}{tag}.json").write_text(json.dumps(rows, indent=1, default=float))
     rows = []
     for f in sorted(OUT.glob("ct_multidistance_run_*.json")):
         rows += json.loads(f.read_text())
