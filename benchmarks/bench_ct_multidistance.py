@@ -297,6 +297,7 @@ def _sp(values, fmt):
 
 
 def summarise(rows) -> str:
+    rows = list({(r["case"], r["retrieval"], r["seed"], r["method"], r["rule"]): r for r in rows}.values())
     keys = list(dict.fromkeys((r["case"], r["retrieval"]) for r in rows))
     lines = ["| case | retrieval | counts / px / proj. / distance (design) | CNR (σ of all air) | CNR, noise "
              "averaged over d50/2 boxes | noise HWHM x / z (vox) | σ of the noise mean over a ball of "
@@ -342,7 +343,8 @@ def summarise(rows) -> str:
         b = [r["bound"] for r in rr]
         curve = " / ".join(_sp([x["bins"][i]["expected"] for x in b], ".0%") for i in range(4))
         snr = " / ".join(_sp([x["bins"][i]["snr_median"] for x in b], ".1f") for i in range(4))
-        lines.append(f"| {key[0]} | {key[1]} | **bound** (median SNR {snr}) | "
+        depth = " / ".join(_sp([x["bins"][i].get("depth_median") for x in b], ".2f") for i in range(4))
+        lines.append(f"| {key[0]} | {key[1]} | **bound** (median SNR {snr}; noise-free depth {depth}) | "
                      f"{_sp([x['expected_ge150'] for x in b], '.0%')} | {curve} | – | – |")
     return "\n".join(lines)
 
@@ -392,6 +394,7 @@ def main():
         rows = run(name, retrievals, seeds)
         tag = "" if retrievals == list(RETRIEVALS)[:2] else "_" + "_".join(
             str(list(RETRIEVALS).index(r)) for r in retrievals)
+        tag += "" if seeds == SEEDS else "_s" + "_".join(map(str, seeds))
         (OUT / f"ct_multidistance_run_{name}{tag}.json").write_text(json.dumps(rows, indent=1, default=float))
     rows = []
     for f in sorted(OUT.glob("ct_multidistance_run_*.json")):
