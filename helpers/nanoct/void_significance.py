@@ -17,7 +17,8 @@ that voxel exceeds ``k_sigma`` · σ_r (one-sided false-alarm probability Φ(−
 k = 3.7 → 1e-4); the void *support* is the union over radii of the centres dilated by their ball
 (a large ball that holds a small void is significant too, so the support is wider than the void), and
 the void is the part of the support whose radius-1 ball mean is below the mid-grey of the particle's
-level and the air level (the median grey of the reference region, which must then be the air). The envelope (closed, hole-filled particle mask) is found as in
+level and the air level (the median grey of the reference region, which must then be the air).
+The envelope (closed, hole-filled particle mask) is found as in
 :func:`helpers.nanoct.voids.voids_from_particle_statistics`, independently of the voids.
 """
 
@@ -53,7 +54,8 @@ def ball_mean_sigma(volume: np.ndarray, region: np.ndarray, radii=DEFAULT_RADII)
     """σ of the ``radius``-ball mean of ``volume`` over the positions where the ball is inside ``region``.
 
     ``region``: boolean (z, y, x) mask of one constant material of the same volume (e.g. the air).
-    Raises ValueError when no ball of a radius fits inside the region.
+    Radii whose ball fits at fewer than 100 positions are left out (from the first such radius on);
+    raises ValueError when not even the smallest fits.
     """
     from scipy import ndimage as ndi
 
@@ -64,6 +66,8 @@ def ball_mean_sigma(volume: np.ndarray, region: np.ndarray, radii=DEFAULT_RADII)
     for r in radii:
         inside = ndi.binary_erosion(region, structure=ball(r)) if r > 0 else region
         if inside.sum() < 100:
+            if out:  # the smaller balls fit: measure those only
+                break
             raise ValueError(
                 f"fewer than 100 positions where a ball of radius {r} voxels lies inside the reference "
                 f"region ({int(region.sum())} voxels): give a larger region (e.g. all the air around "
@@ -100,6 +104,7 @@ def voids_by_significance(
     if k_sigma <= 0:
         raise ValueError(f"k_sigma must be > 0, got {k_sigma}")
     sigma = ball_mean_sigma(volume, reference_region, radii)
+    radii = tuple(sigma)  # the radii whose noise could be measured in the reference region
     air_level = float(np.median(volume[np.asarray(reference_region, bool)]))
     means = {r: ball_mean(volume, r) for r in set(radii) | {1}}
     closing = ndi.iterate_structure(ndi.generate_binary_structure(3, 1), max(closing_radius, 1))
