@@ -220,11 +220,12 @@ def masks_for(v8, v32, cv, npow, case, clean8=None):
     out[("median 5", "oracle")] = med > ps.oracle_threshold(med, nmc_true)
     w = cv.window.to_8bit(nz.wiener_filter(v32, npow))
     out[("wiener (oracle NPS)", "oracle")] = w > ps.oracle_threshold(w, nmc_true)
-    try:
-        auto = seg.nmc_threshold_auto(tv)
-        out[("tv", "auto")] = tv > auto.threshold
-    except ValueError as err:
-        out[("tv", "auto")] = str(err).split(";")[0]
+    for fname, vol in (("tv", tv), ("median 5", med)):
+        try:
+            auto = seg.nmc_threshold_auto(vol)
+            out[(fname, "auto")] = vol > auto.threshold
+        except ValueError as err:
+            out[(fname, "auto")] = str(err).split(";")[0]
     if clean8 is not None:
         out[("noise-free chain", "oracle")] = clean8 > ps.oracle_threshold(clean8, nmc_true)
     if "--no-chan-vese" in sys.argv:
