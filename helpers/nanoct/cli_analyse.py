@@ -19,6 +19,7 @@ import numpy as np
 
 from helpers import cli_checks as checks
 from helpers import nexus
+from helpers.stages import stage
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> None:
@@ -128,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
                    denoise=args.denoise, denoise_strength=args.denoise_strength,
                    threshold_rule=args.threshold_rule, min_predicted_iou=args.min_predicted_iou)
     tasks = getattr(args, "_tasks", None)  # --scheduler: clusters and particles as Dask tasks
-    result = (seg.segment_particles(volume, **options) if tasks is None
-              else tasks.segment(volume, out, **options))
+    with stage("segment"):
+        result = (seg.segment_particles(volume, **options) if tasks is None
+                  else tasks.segment(volume, out, **options))
     if result.denoised is not None:
         volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
     if args.void_threshold is not None:
@@ -139,12 +141,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         void_threshold = result.threshold
     void_args = (result.labels, void_threshold, args.voxel_size_um)
-    if tasks is None:
-        particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
-                                            boxes=result.boxes)
-    else:
-        particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
-                                       resolution_um=args.resolution_um, boxes=result.boxes)
+    with stage("voids"):
+        if tasks is None:
+            particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
+                                                boxes=result.boxes)
+        else:
+            particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
+                                           resolution_um=args.resolution_um, boxes=result.boxes)
     particles["defective"] = seg.classify_defective(particles.void_fraction.fillna(0.0),
                                                     particles.solidity.fillna(1.0))
     particles["cluster"] = result.cluster_of[particles.label.to_numpy() - 1]
@@ -153,15 +156,16 @@ def run(args: argparse.Namespace) -> int:
         from helpers.nanoct import morphology as morph
 
         scheduler = getattr(args, "scheduler", None)
-        if scheduler is None:
-            morphology = morph.particle_table(result.labels, args.voxel_size_um)
-        else:
-            from helpers.nanoct.morphology_tasks import particle_table_on
+        with stage("morphology"):
+            if scheduler is None:
+                morphology = morph.particle_table(result.labels, args.voxel_size_um)
+            else:
+                from helpers.nanoct.morphology_tasks import particle_table_on
 
-            morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
-                                           out.with_name(out.name + ".parts"))
+                morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
+                                               out.with_name(out.name + ".parts"))
 
-    with checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
+    with stage("write"), checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({
             "program": f"nmc-workbook ct-analyse {helpers.__version__}",
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

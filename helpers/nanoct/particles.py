@@ -23,9 +23,11 @@ import numpy as np
 from scipy.cluster.hierarchy import DisjointSet  # the two union-finds (saddle merging, tile stitching)
 
 from helpers.nanoct.phases import PhaseFit, grey_histogram, nmc_mask, nmc_threshold_auto
+from helpers.stages import stage
 
 
-def _label_dtype(n: int):
+def label_dtype(n: int):
+    """Smallest unsigned label dtype for labels 1..``n``: ``uint16`` below 65 535, else ``uint32``."""
     return np.uint16 if n < np.iinfo(np.uint16).max else np.uint32
 
 
@@ -225,11 +227,11 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     ``out``: preallocated zeroed integer label array (e.g. a ``numpy.memmap`` on disk); default uint16
     when 4 × n_clusters fits, else uint32. A cluster whose box exceeds ``max_box_voxels`` (a dense,
     percolating powder) is cut into cubic tiles of ``tile_vox`` with ``halo_vox`` of overlap, see
-    :func:`_split_tiled`. Returns (particle labels, cluster of each particle, voxels of the largest
+    :func:`split_tiled`. Returns (particle labels, cluster of each particle, voxels of the largest
     box actually processed at once).
     """
     boxes = bounding_boxes(cluster_labels)
-    dtype = _label_dtype(4 * n_clusters)
+    dtype = label_dtype(4 * n_clusters)
     labels = np.zeros(cluster_labels.shape, dtype=dtype) if out is None else out
     cluster_of: list[int] = []
     largest = 0
@@ -240,7 +242,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
         crop_box = padded_box(box, cluster_labels.shape, pad)
         box_voxels = int(np.prod([s.stop - s.start for s in crop_box]))
         if box_voxels > max_box_voxels:
-            n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
+            n_parts, work = split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
                                          tile_vox, halo_vox, rel_dynamic)
             largest = max(largest, work)
         else:
@@ -259,8 +261,11 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     return labels, np.array(cluster_of, dtype=np.int64), largest
 
 
-def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dynamic=0.25):
+def split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dynamic=0.25):
     """Watershed of cluster ``k`` in overlapping tiles of its box, stitched across tile faces.
+
+    Writes particles ``first_id``, ``first_id + 1``, … of the cluster into ``labels`` (in place; also
+    used by :func:`helpers.nanoct.segment_tasks.split_clusters_on` for clusters too large for one task).
 
     Each tile is processed with a halo of ``halo`` voxels (EDT, h-maxima and watershed see the halo);
     only its core is written. A segment of the tile's halo overlapping an already written segment of
@@ -398,14 +403,17 @@ def segment_particles(
             raise ValueError(f"after denoising with {denoise!r}: {err}. At this noise a global threshold "
                              "does not recover particle outlines; a manual threshold (--threshold T) still "
                              "gives the NMC volume fraction") from err
-    mask = nmc_mask(volume, threshold)
-    clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
-    del mask
-    labels, cluster_of, largest = (splitter or split_clusters)(
-        clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
-        rel_dynamic=rel_dynamic)
-    del clusters
-    boxes = bounding_boxes(labels)
+    with stage("label clusters"):
+        mask = nmc_mask(volume, threshold)
+        clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
+        del mask
+    with stage("split clusters"):
+        labels, cluster_of, largest = (splitter or split_clusters)(
+            clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
+            rel_dynamic=rel_dynamic)
+        del clusters
+    with stage("particle boxes"):
+        boxes = bounding_boxes(labels)
     border = np.array([touches_border(b, labels.shape) for b in boxes], dtype=bool)
     return Segmentation(
         labels=labels, n_particles=len(boxes), n_clusters=n_clusters, n_removed_small=n_removed,

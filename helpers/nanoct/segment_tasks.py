@@ -28,10 +28,10 @@ import numpy as np
 
 from helpers.cluster import raise_failures, run_tasks
 from helpers.nanoct.particles import (
-    _label_dtype,
-    _split_tiled,
     bounding_boxes,
+    label_dtype,
     padded_box,
+    split_tiled,
     touches_border,
     watershed_crop,
 )
@@ -117,7 +117,7 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
                              desc="clusters", quiet=quiet, names=_cluster_names)
         raise_failures(outcomes, "cluster batches", names=_cluster_names)
         file_of = {k: path for path, batch in items for k, _ in batch}
-        labels = np.zeros(cluster_labels.shape, dtype=_label_dtype(4 * n_clusters))
+        labels = np.zeros(cluster_labels.shape, dtype=label_dtype(4 * n_clusters))
         cluster_of: list[int] = []
         largest = 0
         next_label = 1
@@ -125,7 +125,7 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
         try:
             for k, crop_box in crop_boxes.items():  # the in-process order: cluster by cluster
                 if k not in file_of:
-                    n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
+                    n_parts, work = split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
                                                  tile_vox, halo_vox, rel_dynamic)
                     largest = max(largest, work)
                 else:
