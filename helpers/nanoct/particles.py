@@ -31,13 +31,16 @@ def label_dtype(n: int):
     return np.uint16 if n < np.iinfo(np.uint16).max else np.uint32
 
 
-def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1, slab: int = 64):
+def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1, slab: int = 64,
+                   allocate=None):
     """Connected NMC clusters; clusters smaller than ``min_voxels`` are dropped (noise).
 
     Labels are written straight into a ``uint16`` array (``scipy.ndimage.label`` with an output
     array; ``uint32`` only when there are more than 65 535 clusters), sizes come from
     ``cc3d.statistics`` and small clusters are removed slab by slab, so the peak is the mask plus
     2 B/voxel (``cc3d.connected_components`` and ``cc3d.dust`` would hold 4–8 B/voxel at once).
+    ``allocate(name, shape, dtype)`` gives the label array (default ``numpy.empty``), e.g.
+    :func:`scratch_allocator`'s memory-mapped files, which keep it out of RAM.
 
     Returns
     -------
@@ -58,11 +61,13 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
             "threshold (nmc_threshold_auto) or the volume's grey scale"
         )
     structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    allocate = allocate or (lambda name, shape, dtype: np.empty(shape, dtype))
     try:
-        labels = np.empty(mask.shape, np.uint16)
+        labels = allocate("clusters", mask.shape, np.uint16)
         n = ndi.label(mask, structure=structure, output=labels)
     except RuntimeError:  # more than 65 535 clusters
-        labels = np.empty(mask.shape, np.uint32)
+        release(labels)
+        labels = allocate("clusters", mask.shape, np.uint32)
         n = ndi.label(mask, structure=structure, output=labels)
     n_removed = 0
     if min_voxels > 1:
@@ -85,6 +90,38 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
                     "check the threshold"
                 )
     return labels, int(n), n_removed
+
+
+def scratch_allocator(folder):
+    """``allocate(name, shape, dtype)``: zero-filled memory-mapped ``.npy`` files in ``folder``.
+
+    Whole-volume masks and label arrays made this way live in the page cache, which the kernel writes
+    back and evicts under memory pressure, instead of in the process's own (anonymous) memory: the
+    segmentation of a volume larger than RAM then needs only the largest cluster's working memory.
+    The files are sparse until written; :func:`release` deletes one when it is no longer needed.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def allocate(name, shape, dtype):
+        path = folder / f"{name}_{np.dtype(dtype).name}.npy"
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+
+    return allocate
+
+
+def release(array) -> None:
+    """Delete the file behind a memory-mapped array of :func:`scratch_allocator` (no-op in RAM).
+
+    The mapping stays valid until the last reference to ``array`` goes (POSIX unlink semantics).
+    """
+    import os
+
+    path = getattr(array, "filename", None)
+    if path is not None and os.path.exists(path):
+        os.unlink(path)
 
 
 def bounding_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice] | None]:
@@ -353,6 +390,7 @@ def segment_particles(
     threshold_rule: str | None = None,
     splitter=None,
     min_predicted_iou: float | None = None,
+    scratch_dir=None,
 ) -> Segmentation:
     """Threshold (fitted or given), label NMC clusters, split them per cluster by watershed.
 
@@ -379,6 +417,10 @@ def segment_particles(
         version of :func:`helpers.nanoct.segment_tasks.split_clusters_on`
     min_predicted_iou : refusal limit for a fitted threshold; ``None``:
         :data:`helpers.nanoct.separability.MIN_PREDICTED_IOU`
+    scratch_dir : folder for the whole-volume mask, cluster and particle labels as memory-mapped files
+        (:func:`scratch_allocator`; the returned ``labels`` is then a ``numpy.memmap`` there, the mask and
+        cluster files are deleted when done): the process then holds ~the largest cluster's working
+        memory instead of 4–8 B per voxel. Same labels as in RAM. The caller removes the folder.
     """
     from helpers.nanoct.volume_io import validate_volume
 
@@ -403,14 +445,20 @@ def segment_particles(
             raise ValueError(f"after denoising with {denoise!r}: {err}. At this noise a global threshold "
                              "does not recover particle outlines; a manual threshold (--threshold T) still "
                              "gives the NMC volume fraction") from err
+    allocate = None if scratch_dir is None else scratch_allocator(scratch_dir)
     with stage("label clusters"):
-        mask = nmc_mask(volume, threshold)
-        clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
+        mask = nmc_mask(volume, threshold,
+                        out=None if allocate is None else allocate("mask", volume.shape, bool))
+        clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels,
+                                                         allocate=allocate)
+        release(mask)
         del mask
     with stage("split clusters"):
+        out = None if allocate is None else allocate("labels", clusters.shape, label_dtype(4 * n_clusters))
         labels, cluster_of, largest = (splitter or split_clusters)(
             clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
-            rel_dynamic=rel_dynamic)
+            rel_dynamic=rel_dynamic, out=out)
+        release(clusters)
         del clusters
     with stage("particle boxes"):
         boxes = bounding_boxes(labels)

@@ -92,11 +92,12 @@ def split_batch_task(item, clusters_path: str, h: float, rel_dynamic: float) -> 
 
 def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scratch_dir, h: float = 1.0,
                       pad: int = 1, max_box_voxels: int = 200**3, tile_vox: int = 160, halo_vox: int = 24,
-                      rel_dynamic: float = 0.25, quiet: bool = False):
+                      rel_dynamic: float = 0.25, quiet: bool = False, out=None):
     """:func:`helpers.nanoct.particles.split_clusters` with the clusters split as tasks on ``client``.
 
-    Same arguments and return value (particle labels, cluster of each particle, voxels of the largest box
-    processed at once); ``scratch_dir`` holds the scratch files while it runs (created, emptied after).
+    Same arguments (``out``: a zeroed label array to fill, e.g. a memory-mapped file) and return value
+    (particle labels, cluster of each particle, voxels of the largest box processed at once);
+    ``scratch_dir`` holds the scratch files while it runs (created, emptied after).
     """
     import h5py
 
@@ -117,7 +118,7 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
                              desc="clusters", quiet=quiet, names=_cluster_names)
         raise_failures(outcomes, "cluster batches", names=_cluster_names)
         file_of = {k: path for path, batch in items for k, _ in batch}
-        labels = np.zeros(cluster_labels.shape, dtype=label_dtype(4 * n_clusters))
+        labels = np.zeros(cluster_labels.shape, dtype=label_dtype(4 * n_clusters)) if out is None else out
         cluster_of: list[int] = []
         largest = 0
         next_label = 1
