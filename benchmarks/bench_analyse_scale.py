@@ -322,6 +322,35 @@ def run(volume: Path, modes, tag: str, work: Path, threshold=None, extra=()) -> 
     return results
 
 
+STAGES = ["segment", "label clusters", "split clusters", "particle boxes", "voids", "morphology", "write"]
+
+
+def markdown(json_path: Path) -> str:
+    """Per-mode, per-stage table (s; peak rss / anon GB) of a ``run`` JSON, and the comparisons."""
+    data = json.loads(Path(json_path).read_text())
+    modes = data["modes"]
+    lines = ["| stage | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for name in STAGES + ["whole command"]:
+        cells = []
+        for r in modes.values():
+            st = r if name == "whole command" else r["stages"].get(name)
+            if st is None:
+                cells.append("—")
+                continue
+            t = st["wall_s"] if name == "whole command" else st["s"]
+            cells.append(f"{t:.0f} s; {st['peak_rss_gb']:.2f} / {st['peak_anon_gb']:.2f} GB")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    loads = [f"{m}: {(r.get('load_avg_start') or [float('nan')])[0]:.1f} → {r['load_avg_end'][0]:.1f}"
+             for m, r in modes.items()]
+    lines.append("")
+    lines.append("Load average (1 min) at start → end: " + "; ".join(loads) + ".")
+    for m, r in modes.items():
+        for key, value in r.items():
+            if key.startswith("vs_"):
+                lines.append(f"{m} {key.replace('_', ' ')}: {value}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,7 +372,12 @@ def main(argv=None) -> dict:
     m.add_argument("--work", type=Path, default=Path("/work/scratch18/analyse"))
     m.add_argument("--threshold", type=float, help="manual NMC threshold (default: the command's fit)")
     m.add_argument("--no-morphology", action="store_true")
+    t = sub.add_parser("table", help="markdown table of a run's JSON")
+    t.add_argument("json", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "table":
+        print(markdown(args.json))
+        return {}
     if args.command == "render":
         info = render(tuple(args.shape), args.out, seed=args.seed, fraction=args.fraction,
                       d50_vox=args.d50_vox, overlap=args.overlap)
