@@ -464,7 +464,9 @@ def test_memory_mapped_segmentation_equals_in_ram_also_tiled(phantom_case, tmp_p
         assert mapped.boxes == ram.boxes and mapped.n_removed_small == ram.n_removed_small
 
 
-def test_ct_analyse_scratch_dir_gives_the_in_ram_output_and_leaves_no_scratch(tmp_path, touching):
+def test_ct_analyse_scratch_dir_gives_the_in_ram_output_and_leaves_no_scratch(tmp_path, touching, caplog):
+    import logging
+
     import h5py
     import pandas as pd
 
@@ -477,7 +479,12 @@ def test_ct_analyse_scratch_dir_gives_the_in_ram_output_and_leaves_no_scratch(tm
     common = ["ct-analyse", str(src), "--no-morphology"]
     assert main([*common, "--out", str(tmp_path / "ram.h5")]) == 0
     scratch = tmp_path / "scratch"
-    assert main([*common, "--out", str(tmp_path / "mapped.h5"), "--scratch-dir", str(scratch)]) == 0
+    with caplog.at_level(logging.INFO, logger="helpers.stages"):
+        assert main([*common, "--out", str(tmp_path / "mapped.h5"), "--scratch-dir", str(scratch)]) == 0
+    # the stage boundaries the scale benchmark splits its memory samples by, in the order they run
+    started = [r.getMessage()[len("stage "):-len(" start")] for r in caplog.records
+               if r.getMessage().endswith(" start")]
+    assert started == ["segment", "label clusters", "split clusters", "particle boxes", "voids", "write"]
     with h5py.File(tmp_path / "ram.h5") as fa, h5py.File(tmp_path / "mapped.h5") as fb:
         np.testing.assert_array_equal(fa["labels"][()], fb["labels"][()])
         assert fa.attrs["n_particles"] == fb.attrs["n_particles"] == 6
