@@ -39,8 +39,9 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
     array; ``uint32`` only when there are more than 65 535 clusters), sizes come from
     ``cc3d.statistics`` and small clusters are removed slab by slab, so the peak is the mask plus
     2 B/voxel (``cc3d.connected_components`` and ``cc3d.dust`` would hold 4–8 B/voxel at once).
-    ``allocate(name, shape, dtype)`` gives the label array (default ``numpy.empty``), e.g.
-    :func:`scratch_allocator`'s memory-mapped files, which keep it out of RAM.
+    ``allocate(name, shape, dtype)`` gives the label arrays instead (e.g. :func:`scratch_allocator`'s
+    memory-mapped files, which keep them out of RAM): scipy labels into ``uint32`` there, narrowed to
+    ``uint16`` slab by slab when the clusters fit (same labels).
 
     Returns
     -------
@@ -61,34 +62,53 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
             "threshold (nmc_threshold_auto) or the volume's grey scale"
         )
     structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
-    allocate = allocate or (lambda name, shape, dtype: np.empty(shape, dtype))
-    try:
-        labels = allocate("clusters", mask.shape, np.uint16)
-        n = ndi.label(mask, structure=structure, output=labels)
-    except RuntimeError:  # more than 65 535 clusters
-        release(labels)
-        labels = allocate("clusters", mask.shape, np.uint32)
+    if allocate is None:
+        try:
+            labels = np.empty(mask.shape, np.uint16)
+            n = ndi.label(mask, structure=structure, output=labels)
+        except RuntimeError:  # more than 65 535 clusters
+            labels = np.empty(mask.shape, np.uint32)
+            n = ndi.label(mask, structure=structure, output=labels)
+    else:
+        # straight into uint32: into uint16, scipy redoes the labelling in a temporary whole-volume int32
+        # array in RAM (and compares it with a bool copy) as soon as the provisional labels of its first
+        # pass exceed 65 535, which large slices reach even with few clusters (480 × 1280² with 1 748
+        # clusters: 7.6 B/voxel in RAM). Narrowed to uint16 below, slab by slab, when the clusters fit.
+        labels = allocate("clusters_wide", mask.shape, np.uint32)
         n = ndi.label(mask, structure=structure, output=labels)
     n_removed = 0
+    remap = None
     if min_voxels > 1:
         sizes = np.asarray(cc3d.statistics(labels)["voxel_counts"])
         small = np.flatnonzero(sizes < min_voxels)
         small = small[small > 0]
         n_removed = int(small.size)
         if n_removed:
-            keep = np.ones(sizes.size, bool)
-            keep[small] = False
-            keep[0] = False
-            remap = np.zeros(sizes.size, labels.dtype)
-            remap[keep] = np.arange(1, keep.sum() + 1, dtype=labels.dtype)
-            for z0 in range(0, labels.shape[0], slab):
-                labels[z0 : z0 + slab] = remap[labels[z0 : z0 + slab]]
-            n -= n_removed
-            if n == 0:
+            if n == n_removed:
                 raise ValueError(
                     f"all {n_removed} NMC clusters are smaller than min_voxels={min_voxels}: lower it or "
                     "check the threshold"
                 )
+            keep = np.ones(sizes.size, bool)
+            keep[small] = False
+            keep[0] = False
+            remap = np.zeros(sizes.size, np.int64)
+            remap[keep] = np.arange(1, keep.sum() + 1)
+            n -= n_removed
+    if allocate is None or (remap is None and label_dtype(n) == np.uint32):
+        if remap is not None:
+            remap = remap.astype(labels.dtype)
+            for z0 in range(0, labels.shape[0], slab):
+                labels[z0 : z0 + slab] = remap[labels[z0 : z0 + slab]]
+        return labels, int(n), n_removed
+    dtype = label_dtype(n)
+    narrow = allocate("clusters", mask.shape, dtype)
+    remap = None if remap is None else remap.astype(dtype)
+    for z0 in range(0, labels.shape[0], slab):
+        block = labels[z0 : z0 + slab]
+        narrow[z0 : z0 + slab] = block if remap is None else remap[block]
+    release(labels)
+    labels = narrow
     return labels, int(n), n_removed
 
 
