@@ -74,8 +74,9 @@ def _column_array(series) -> np.ndarray:
         return values.astype(str).astype("S")
 
 
-#: volumes above this many voxels keep their whole-volume arrays memory-mapped in ``OUT.parts`` by default
-AUTO_SCRATCH_VOXELS = 2**31
+#: volumes above this many voxels (5.4e8; in RAM the labelling can peak at 7.6 B/voxel, 4 GB here) keep their
+#: whole-volume arrays memory-mapped in ``OUT.parts`` by default
+AUTO_SCRATCH_VOXELS = 2**29
 
 #: void sizes (local thickness) need one of these; both are core dependencies of the package
 VOID_SIZE_MODULES = ("localthickness", "porespy")
