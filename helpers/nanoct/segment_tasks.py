@@ -156,12 +156,16 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
     return labels, np.array(cluster_of, dtype=np.int64), largest
 
 
-def segment_particles_on(client, volume, scratch_dir, quiet: bool = False, **options):
-    """:func:`helpers.nanoct.particles.segment_particles` with the per-cluster split on ``client``."""
+def segment_particles_on(client, volume, parts_dir, quiet: bool = False, **options):
+    """:func:`helpers.nanoct.particles.segment_particles` with the per-cluster split on ``client``.
+
+    ``parts_dir`` holds the tasks' scratch files; ``options`` are those of ``segment_particles``
+    (``scratch_dir`` there: the memory-mapped whole-volume arrays).
+    """
     from helpers.nanoct.particles import segment_particles
 
     def splitter(clusters, n_clusters, **split_options):
-        return split_clusters_on(client, clusters, n_clusters, scratch_dir, quiet=quiet, **split_options)
+        return split_clusters_on(client, clusters, n_clusters, parts_dir, quiet=quiet, **split_options)
 
     return segment_particles(volume, splitter=splitter, **options)
 
