@@ -22,7 +22,8 @@ memory the machine must really provide; memory-mapped files and the page cache c
 stage. Outputs of the distributed modes are compared with the in-process one (labels voxel by voxel, every
 table column). JSON to ``benchmarks/out/analyse_scale_<tag>.json``.
 
-Usage::
+Usage (without a sub-command: a quick 1/512 cut, 120 × 320², rendered and analysed in-process and on 2
+workers, ~2 min)::
 
     python benchmarks/bench_analyse_scale.py render --shape 480 1280 1280 --out /work/scratch18/v8.h5
     python benchmarks/bench_analyse_scale.py run /work/scratch18/v8.h5 --modes inproc local2 --tag 1of8
@@ -354,7 +355,7 @@ def markdown(json_path: Path) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")  # none (``make bench``): the quick 1/512 case
     r = sub.add_parser("render", help="write the paper-like grey volume (uint8 HDF5 /volume)")
     r.add_argument("--shape", type=int, nargs=3, default=[480, 1280, 1280], metavar=("Z", "Y", "X"))
     r.add_argument("--out", type=Path, required=True)
@@ -375,6 +376,15 @@ def main(argv=None) -> dict:
     t = sub.add_parser("table", help="markdown table of a run's JSON")
     t.add_argument("json", type=Path)
     args = parser.parse_args(argv)
+    if args.command is None:  # quick case: a 1/512 cut rendered and analysed in-process and on 2 workers
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench_analyse_") as tmp:
+            volume = Path(tmp) / "v512.h5"
+            print(json.dumps(render((120, 320, 320), volume)))
+            result = run(volume, ["inproc+mm", "local2+mm"], "1of512", Path(tmp) / "work")
+        print(markdown(OUT / "analyse_scale_1of512.json"))
+        return result
     if args.command == "table":
         print(markdown(args.json))
         return {}
