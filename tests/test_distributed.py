@@ -170,7 +170,9 @@ def test_cluster_split_and_voids_as_tasks_equal_in_process(dask_cluster, ct_samp
     options = dict(threshold=165, max_box_voxels=2000, tile_vox=12, halo_vox=4)
     local = seg.segment_particles(volume, **options)
     with Client(dask_cluster, timeout="30s") as client:
-        dask = st.segment_particles_on(client, volume, tmp_path / "scratch", quiet=True, **options)
+        # the writer's label volume memory-mapped (scratch_dir): the same labels as in RAM
+        dask = st.segment_particles_on(client, volume, tmp_path / "scratch", quiet=True,
+                                       scratch_dir=tmp_path / "mapped", **options)
         # void threshold 180 (above the NMC threshold 165): the darker inclusions count as voids
         pa, va = vd.analyse_voids(volume, local.labels, 180, 0.025, boxes=local.boxes)
         pb, vb = st.analyse_voids_on(client, recon, "volume_8bit", local.labels, 180, 0.025,

@@ -445,3 +445,50 @@ def test_ct_analyse_denoise_flag_records_the_filter(tmp_path, paper_cnr_case):
         # 0.95, σ 0.06) → mean ∓ 3σ = 0.76–1.14 of 37
         assert 28 <= f.attrs["n_particles"] <= 42
     assert main(["ct-analyse", str(src), "--out", str(out), "--overwrite"]) == 2  # raw fit refuses
+
+
+def test_memory_mapped_segmentation_equals_in_ram_also_tiled(phantom_case, tmp_path):
+    """``scratch_dir``: mask, clusters and labels as memory-mapped files give the in-RAM labels voxel for
+    voxel (same libraries, same order), also when the percolating cluster is cut into tiles; the mask and
+    cluster files are deleted when done, the labels file is the returned array."""
+    phantom, volume = phantom_case
+    threshold = seg.fit_three_phases(volume).threshold_nmc
+    for options in ({}, dict(max_box_voxels=40**3, tile_vox=48, halo_vox=12)):
+        ram = seg.segment_particles(volume, threshold=threshold, **options)
+        scratch = tmp_path / f"scratch{len(options)}"
+        mapped = seg.segment_particles(volume, threshold=threshold, scratch_dir=scratch, **options)
+        assert isinstance(mapped.labels, np.memmap) and ram.n_particles > 100
+        assert sorted(p.name for p in scratch.iterdir()) == [f"labels_{ram.labels.dtype.name}.npy"]
+        np.testing.assert_array_equal(np.asarray(mapped.labels), ram.labels)
+        np.testing.assert_array_equal(mapped.cluster_of, ram.cluster_of)
+        assert mapped.boxes == ram.boxes and mapped.n_removed_small == ram.n_removed_small
+
+
+def test_ct_analyse_scratch_dir_gives_the_in_ram_output_and_leaves_no_scratch(tmp_path, touching, caplog):
+    import logging
+
+    import h5py
+    import pandas as pd
+
+    from helpers.cli import main
+
+    _, volume = touching
+    src = tmp_path / "recon.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("volume", data=volume)
+    common = ["ct-analyse", str(src), "--no-morphology"]
+    assert main([*common, "--out", str(tmp_path / "ram.h5")]) == 0
+    scratch = tmp_path / "scratch"
+    with caplog.at_level(logging.INFO, logger="helpers.stages"):
+        assert main([*common, "--out", str(tmp_path / "mapped.h5"), "--scratch-dir", str(scratch)]) == 0
+    # the stage boundaries the scale benchmark splits its memory samples by, in the order they run
+    started = [r.getMessage()[len("stage "):-len(" start")] for r in caplog.records
+               if r.getMessage().endswith(" start")]
+    assert started == ["segment", "label clusters", "split clusters", "particle boxes", "voids", "write"]
+    with h5py.File(tmp_path / "ram.h5") as fa, h5py.File(tmp_path / "mapped.h5") as fb:
+        np.testing.assert_array_equal(fa["labels"][()], fb["labels"][()])
+        assert fa.attrs["n_particles"] == fb.attrs["n_particles"] == 6
+    for table in ("particles", "voids"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / f"ram_{table}.csv"),
+                                      pd.read_csv(tmp_path / f"mapped_{table}.csv"))
+    assert not scratch.exists()  # the temporary sub-folder and the folder it made are removed

@@ -11,6 +11,7 @@ plus CSV tables beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib.util
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from helpers import cli_checks as checks
 from helpers import nexus
+from helpers.stages import stage
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> None:
@@ -50,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--resolution-um", type=float, default=0.05,
                         help="void size counted as resolved (paper: 0.05 µm)")
     parser.add_argument("--no-morphology", action="store_true", help="skip the morphology table")
+    parser.add_argument("--scratch-dir",
+                        help="folder for the whole-volume mask and label arrays as memory-mapped files "
+                             "(a temporary sub-folder, removed at the end; needs ~5–9 B per voxel of disk): "
+                             "memory then follows the largest cluster, not the volume. Default: in RAM, or "
+                             f"OUT.parts for volumes above {AUTO_SCRATCH_VOXELS:.1e} voxels")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     from helpers.cluster import add_scheduler_arguments
 
@@ -66,6 +73,10 @@ def _column_array(series) -> np.ndarray:
     except (TypeError, ValueError):
         return values.astype(str).astype("S")
 
+
+#: volumes above this many voxels (5.4e8; in RAM the labelling can peak at 7.6 B/voxel, 4 GB here) keep their
+#: whole-volume arrays memory-mapped in ``OUT.parts`` by default
+AUTO_SCRATCH_VOXELS = 2**29
 
 #: void sizes (local thickness) need one of these; both are core dependencies of the package
 VOID_SIZE_MODULES = ("localthickness", "porespy")
@@ -109,14 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
         with AnalyseTasks(args) as args._tasks:  # one Dask client: clusters, voids, morphology as tasks
             return run(args)
-    import h5py
-    import pandas as pd
 
-    import helpers
     from helpers.nanoct import segment as seg
-    from helpers.nanoct import voids as vd
-    from helpers.nanoct.denoise import DEFAULT_STRENGTH
-    from helpers.nanoct.volume_io import file_sha256, open_volume
+    from helpers.nanoct.volume_io import open_volume
 
     src = Path(args.volume)
     out = _validate(args, src)
@@ -128,8 +134,49 @@ def run(args: argparse.Namespace) -> int:
                    denoise=args.denoise, denoise_strength=args.denoise_strength,
                    threshold_rule=args.threshold_rule, min_predicted_iou=args.min_predicted_iou)
     tasks = getattr(args, "_tasks", None)  # --scheduler: clusters and particles as Dask tasks
-    result = (seg.segment_particles(volume, **options) if tasks is None
-              else tasks.segment(volume, out, **options))
+    with contextlib.ExitStack() as scratch_stack:
+        options["scratch_dir"] = _scratch_dir(args, out, volume.shape, scratch_stack)
+        with stage("segment"):
+            result = (seg.segment_particles(volume, **options) if tasks is None
+                      else tasks.segment(volume, out, **options))
+        return _analyse(args, src, out, volume, result, tasks)
+
+
+def _scratch_dir(args, out: Path, shape, stack) -> str | None:
+    """The temporary folder of the memory-mapped whole-volume arrays (removed by ``stack``), or None."""
+    import shutil
+    import tempfile
+
+    root = getattr(args, "scratch_dir", None)
+    if root is None and float(np.prod(shape, dtype=float)) > AUTO_SCRATCH_VOXELS:
+        root = out.with_name(out.name + ".parts")
+    if root is None:
+        return None
+    root = Path(root)
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="ct-analyse-scratch-", dir=root)
+
+    def remove():
+        shutil.rmtree(folder, ignore_errors=True)
+        if made and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+
+    stack.callback(remove)
+    return folder
+
+
+def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
+    """Voids, morphology and the output files, from the segmentation ``result``."""
+    import h5py
+    import pandas as pd
+
+    import helpers
+    from helpers.nanoct import segment as seg
+    from helpers.nanoct import voids as vd
+    from helpers.nanoct.denoise import DEFAULT_STRENGTH
+    from helpers.nanoct.volume_io import file_sha256
+
     if result.denoised is not None:
         volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
     if args.void_threshold is not None:
@@ -139,12 +186,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         void_threshold = result.threshold
     void_args = (result.labels, void_threshold, args.voxel_size_um)
-    if tasks is None:
-        particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
-                                            boxes=result.boxes)
-    else:
-        particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
-                                       resolution_um=args.resolution_um, boxes=result.boxes)
+    with stage("voids"):
+        if tasks is None:
+            particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
+                                                boxes=result.boxes)
+        else:
+            particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
+                                           resolution_um=args.resolution_um, boxes=result.boxes)
     particles["defective"] = seg.classify_defective(particles.void_fraction.fillna(0.0),
                                                     particles.solidity.fillna(1.0))
     particles["cluster"] = result.cluster_of[particles.label.to_numpy() - 1]
@@ -153,15 +201,16 @@ def run(args: argparse.Namespace) -> int:
         from helpers.nanoct import morphology as morph
 
         scheduler = getattr(args, "scheduler", None)
-        if scheduler is None:
-            morphology = morph.particle_table(result.labels, args.voxel_size_um)
-        else:
-            from helpers.nanoct.morphology_tasks import particle_table_on
+        with stage("morphology"):
+            if scheduler is None:
+                morphology = morph.particle_table(result.labels, args.voxel_size_um)
+            else:
+                from helpers.nanoct.morphology_tasks import particle_table_on
 
-            morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
-                                           out.with_name(out.name + ".parts"))
+                morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
+                                               out.with_name(out.name + ".parts"))
 
-    with checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
+    with stage("write"), checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({
             "program": f"nmc-workbook ct-analyse {helpers.__version__}",
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -94,6 +94,14 @@ def inscribed_radius(mask) -> float:
     return float(edt.edt(np.pad(np.asarray(mask, dtype=np.uint8), 1), parallel=1).max())
 
 
+def _cross(a, b) -> np.ndarray:
+    """``np.cross`` of two 3-vectors, the same products and differences in the same order (bit-identical)
+    without its axis handling, which dominated Welzl's many calls on small supports (≈ 40 µs → 2 µs)."""
+    a0, a1, a2 = a.tolist()
+    b0, b1, b2 = b.tolist()
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
 def circumball(support):
     """Smallest ball with all 1–4 ``support`` points on its boundary: (centre, radius²), in the points'
     units. Welzl's building block; hand-written (trimesh's minimum_nsphere is not exact, 1–7 % high)."""
@@ -105,13 +113,13 @@ def circumball(support):
         return centre, float(((p[0] - centre) ** 2).sum())
     a, b = p[1] - p[0], p[2] - p[0]
     if len(p) == 3:
-        normal = np.cross(a, b)
+        normal = _cross(a, b)
         denominator = 2.0 * float(normal @ normal)
         if denominator < 1e-18:  # collinear: the two farthest points span the ball
             pairs = [(0, 1), (0, 2), (1, 2)]
             i, j = max(pairs, key=lambda ij: ((p[ij[0]] - p[ij[1]]) ** 2).sum())
             return circumball(p[[i, j]])
-        offset = np.cross((a @ a) * b - (b @ b) * a, normal) / denominator
+        offset = _cross((a @ a) * b - (b @ b) * a, normal) / denominator
         return p[0] + offset, float(offset @ offset)
     rows = p[1:] - p[0]
     rhs = 0.5 * np.einsum("ij,ij->i", rows, rows)

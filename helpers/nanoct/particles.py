@@ -23,19 +23,25 @@ import numpy as np
 from scipy.cluster.hierarchy import DisjointSet  # the two union-finds (saddle merging, tile stitching)
 
 from helpers.nanoct.phases import PhaseFit, grey_histogram, nmc_mask, nmc_threshold_auto
+from helpers.stages import stage
 
 
-def _label_dtype(n: int):
+def label_dtype(n: int):
+    """Smallest unsigned label dtype for labels 1..``n``: ``uint16`` below 65 535, else ``uint32``."""
     return np.uint16 if n < np.iinfo(np.uint16).max else np.uint32
 
 
-def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1, slab: int = 64):
+def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1, slab: int = 64,
+                   allocate=None):
     """Connected NMC clusters; clusters smaller than ``min_voxels`` are dropped (noise).
 
     Labels are written straight into a ``uint16`` array (``scipy.ndimage.label`` with an output
     array; ``uint32`` only when there are more than 65 535 clusters), sizes come from
     ``cc3d.statistics`` and small clusters are removed slab by slab, so the peak is the mask plus
     2 B/voxel (``cc3d.connected_components`` and ``cc3d.dust`` would hold 4–8 B/voxel at once).
+    ``allocate(name, shape, dtype)`` gives the label arrays instead (e.g. :func:`scratch_allocator`'s
+    memory-mapped files, which keep them out of RAM): scipy labels into ``uint32`` there, narrowed to
+    ``uint16`` slab by slab when the clusters fit (same labels).
 
     Returns
     -------
@@ -56,33 +62,86 @@ def label_clusters(mask: np.ndarray, connectivity: int = 26, min_voxels: int = 1
             "threshold (nmc_threshold_auto) or the volume's grey scale"
         )
     structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
-    try:
-        labels = np.empty(mask.shape, np.uint16)
-        n = ndi.label(mask, structure=structure, output=labels)
-    except RuntimeError:  # more than 65 535 clusters
-        labels = np.empty(mask.shape, np.uint32)
+    if allocate is None:
+        try:
+            labels = np.empty(mask.shape, np.uint16)
+            n = ndi.label(mask, structure=structure, output=labels)
+        except RuntimeError:  # more than 65 535 clusters
+            labels = np.empty(mask.shape, np.uint32)
+            n = ndi.label(mask, structure=structure, output=labels)
+    else:
+        # straight into uint32: into uint16, scipy redoes the labelling in a temporary whole-volume int32
+        # array in RAM (and compares it with a bool copy) as soon as the provisional labels of its first
+        # pass exceed 65 535, which large slices reach even with few clusters (480 × 1280² with 1 748
+        # clusters: 7.6 B/voxel in RAM). Narrowed to uint16 below, slab by slab, when the clusters fit.
+        labels = allocate("clusters_wide", mask.shape, np.uint32)
         n = ndi.label(mask, structure=structure, output=labels)
     n_removed = 0
+    remap = None
     if min_voxels > 1:
         sizes = np.asarray(cc3d.statistics(labels)["voxel_counts"])
         small = np.flatnonzero(sizes < min_voxels)
         small = small[small > 0]
         n_removed = int(small.size)
         if n_removed:
-            keep = np.ones(sizes.size, bool)
-            keep[small] = False
-            keep[0] = False
-            remap = np.zeros(sizes.size, labels.dtype)
-            remap[keep] = np.arange(1, keep.sum() + 1, dtype=labels.dtype)
-            for z0 in range(0, labels.shape[0], slab):
-                labels[z0 : z0 + slab] = remap[labels[z0 : z0 + slab]]
-            n -= n_removed
-            if n == 0:
+            if n == n_removed:
                 raise ValueError(
                     f"all {n_removed} NMC clusters are smaller than min_voxels={min_voxels}: lower it or "
                     "check the threshold"
                 )
+            keep = np.ones(sizes.size, bool)
+            keep[small] = False
+            keep[0] = False
+            remap = np.zeros(sizes.size, np.int64)
+            remap[keep] = np.arange(1, keep.sum() + 1)
+            n -= n_removed
+    if allocate is None or (remap is None and label_dtype(n) == np.uint32):
+        if remap is not None:
+            remap = remap.astype(labels.dtype)
+            for z0 in range(0, labels.shape[0], slab):
+                labels[z0 : z0 + slab] = remap[labels[z0 : z0 + slab]]
+        return labels, int(n), n_removed
+    dtype = label_dtype(n)
+    narrow = allocate("clusters", mask.shape, dtype)
+    remap = None if remap is None else remap.astype(dtype)
+    for z0 in range(0, labels.shape[0], slab):
+        block = labels[z0 : z0 + slab]
+        narrow[z0 : z0 + slab] = block if remap is None else remap[block]
+    release(labels)
+    labels = narrow
     return labels, int(n), n_removed
+
+
+def scratch_allocator(folder):
+    """``allocate(name, shape, dtype)``: zero-filled memory-mapped ``.npy`` files in ``folder``.
+
+    Whole-volume masks and label arrays made this way live in the page cache, which the kernel writes
+    back and evicts under memory pressure, instead of in the process's own (anonymous) memory: the
+    segmentation of a volume larger than RAM then needs only the largest cluster's working memory.
+    The files are sparse until written; :func:`release` deletes one when it is no longer needed.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def allocate(name, shape, dtype):
+        path = folder / f"{name}_{np.dtype(dtype).name}.npy"
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+
+    return allocate
+
+
+def release(array) -> None:
+    """Delete the file behind a memory-mapped array of :func:`scratch_allocator` (no-op in RAM).
+
+    The mapping stays valid until the last reference to ``array`` goes (POSIX unlink semantics).
+    """
+    import os
+
+    path = getattr(array, "filename", None)
+    if path is not None and os.path.exists(path):
+        os.unlink(path)
 
 
 def bounding_boxes(labels: np.ndarray) -> list[tuple[slice, slice, slice] | None]:
@@ -225,11 +284,11 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     ``out``: preallocated zeroed integer label array (e.g. a ``numpy.memmap`` on disk); default uint16
     when 4 × n_clusters fits, else uint32. A cluster whose box exceeds ``max_box_voxels`` (a dense,
     percolating powder) is cut into cubic tiles of ``tile_vox`` with ``halo_vox`` of overlap, see
-    :func:`_split_tiled`. Returns (particle labels, cluster of each particle, voxels of the largest
+    :func:`split_tiled`. Returns (particle labels, cluster of each particle, voxels of the largest
     box actually processed at once).
     """
     boxes = bounding_boxes(cluster_labels)
-    dtype = _label_dtype(4 * n_clusters)
+    dtype = label_dtype(4 * n_clusters)
     labels = np.zeros(cluster_labels.shape, dtype=dtype) if out is None else out
     cluster_of: list[int] = []
     largest = 0
@@ -240,7 +299,7 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
         crop_box = padded_box(box, cluster_labels.shape, pad)
         box_voxels = int(np.prod([s.stop - s.start for s in crop_box]))
         if box_voxels > max_box_voxels:
-            n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
+            n_parts, work = split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
                                          tile_vox, halo_vox, rel_dynamic)
             largest = max(largest, work)
         else:
@@ -259,8 +318,11 @@ def split_clusters(cluster_labels: np.ndarray, n_clusters: int, h: float = 1.0, 
     return labels, np.array(cluster_of, dtype=np.int64), largest
 
 
-def _split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dynamic=0.25):
+def split_tiled(cluster_labels, k, box, labels, first_id, h, tile, halo, rel_dynamic=0.25):
     """Watershed of cluster ``k`` in overlapping tiles of its box, stitched across tile faces.
+
+    Writes particles ``first_id``, ``first_id + 1``, … of the cluster into ``labels`` (in place; also
+    used by :func:`helpers.nanoct.segment_tasks.split_clusters_on` for clusters too large for one task).
 
     Each tile is processed with a halo of ``halo`` voxels (EDT, h-maxima and watershed see the halo);
     only its core is written. A segment of the tile's halo overlapping an already written segment of
@@ -348,6 +410,7 @@ def segment_particles(
     threshold_rule: str | None = None,
     splitter=None,
     min_predicted_iou: float | None = None,
+    scratch_dir=None,
 ) -> Segmentation:
     """Threshold (fitted or given), label NMC clusters, split them per cluster by watershed.
 
@@ -374,6 +437,10 @@ def segment_particles(
         version of :func:`helpers.nanoct.segment_tasks.split_clusters_on`
     min_predicted_iou : refusal limit for a fitted threshold; ``None``:
         :data:`helpers.nanoct.separability.MIN_PREDICTED_IOU`
+    scratch_dir : folder for the whole-volume mask, cluster and particle labels as memory-mapped files
+        (:func:`scratch_allocator`; the returned ``labels`` is then a ``numpy.memmap`` there, the mask and
+        cluster files are deleted when done): the process then holds ~the largest cluster's working
+        memory instead of 4–8 B per voxel. Same labels as in RAM. The caller removes the folder.
     """
     from helpers.nanoct.volume_io import validate_volume
 
@@ -398,14 +465,23 @@ def segment_particles(
             raise ValueError(f"after denoising with {denoise!r}: {err}. At this noise a global threshold "
                              "does not recover particle outlines; a manual threshold (--threshold T) still "
                              "gives the NMC volume fraction") from err
-    mask = nmc_mask(volume, threshold)
-    clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels)
-    del mask
-    labels, cluster_of, largest = (splitter or split_clusters)(
-        clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
-        rel_dynamic=rel_dynamic)
-    del clusters
-    boxes = bounding_boxes(labels)
+    allocate = None if scratch_dir is None else scratch_allocator(scratch_dir)
+    with stage("label clusters"):
+        mask = nmc_mask(volume, threshold,
+                        out=None if allocate is None else allocate("mask", volume.shape, bool))
+        clusters, n_clusters, n_removed = label_clusters(mask, connectivity, min_particle_voxels,
+                                                         allocate=allocate)
+        release(mask)
+        del mask
+    with stage("split clusters"):
+        out = None if allocate is None else allocate("labels", clusters.shape, label_dtype(4 * n_clusters))
+        labels, cluster_of, largest = (splitter or split_clusters)(
+            clusters, n_clusters, h=h, max_box_voxels=max_box_voxels, tile_vox=tile_vox, halo_vox=halo_vox,
+            rel_dynamic=rel_dynamic, out=out)
+        release(clusters)
+        del clusters
+    with stage("particle boxes"):
+        boxes = bounding_boxes(labels)
     border = np.array([touches_border(b, labels.shape) for b in boxes], dtype=bool)
     return Segmentation(
         labels=labels, n_particles=len(boxes), n_clusters=n_clusters, n_removed_small=n_removed,

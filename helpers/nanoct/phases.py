@@ -135,13 +135,20 @@ def _start_values(levels, counts, total):
 
 
 def grey_histogram(volume, slab: int = 64) -> np.ndarray:
-    """Counts of each grey value 0..255 of an 8-bit volume, read slab-wise (memory: one slab)."""
+    """Counts of each grey value 0..255 of an 8-bit volume, read slab-wise (memory: one slab).
+
+    ``np.bincount`` casts its input to int64: it is given 2^24 voxels at a time (128 MB), not a whole
+    slab (64 × 2560² voxels would be 3.4 GB of int64).
+    """
     from helpers.nanoct.volume_io import iter_slabs, validate_volume
 
     validate_volume(volume, "volume")
     counts = np.zeros(256, dtype=np.int64)
+    step = 1 << 24
     for _, block in iter_slabs(volume, slab):
-        counts += np.bincount(np.asarray(block).ravel(), minlength=256)
+        flat = np.asarray(block).ravel()
+        for start in range(0, flat.size, step):
+            counts += np.bincount(flat[start : start + step], minlength=256)
     return counts
 
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from helpers.cluster import raise_failures, run_tasks
 from helpers.nanoct.particles import (
-    _label_dtype,
-    _split_tiled,
     bounding_boxes,
+    label_dtype,
     padded_box,
+    split_tiled,
     touches_border,
     watershed_crop,
 )
@@ -92,11 +92,12 @@ def split_batch_task(item, clusters_path: str, h: float, rel_dynamic: float) -> 
 
 def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scratch_dir, h: float = 1.0,
                       pad: int = 1, max_box_voxels: int = 200**3, tile_vox: int = 160, halo_vox: int = 24,
-                      rel_dynamic: float = 0.25, quiet: bool = False):
+                      rel_dynamic: float = 0.25, quiet: bool = False, out=None):
     """:func:`helpers.nanoct.particles.split_clusters` with the clusters split as tasks on ``client``.
 
-    Same arguments and return value (particle labels, cluster of each particle, voxels of the largest box
-    processed at once); ``scratch_dir`` holds the scratch files while it runs (created, emptied after).
+    Same arguments (``out``: a zeroed label array to fill, e.g. a memory-mapped file) and return value
+    (particle labels, cluster of each particle, voxels of the largest box processed at once);
+    ``scratch_dir`` holds the scratch files while it runs (created, emptied after).
     """
     import h5py
 
@@ -117,7 +118,7 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
                              desc="clusters", quiet=quiet, names=_cluster_names)
         raise_failures(outcomes, "cluster batches", names=_cluster_names)
         file_of = {k: path for path, batch in items for k, _ in batch}
-        labels = np.zeros(cluster_labels.shape, dtype=_label_dtype(4 * n_clusters))
+        labels = np.zeros(cluster_labels.shape, dtype=label_dtype(4 * n_clusters)) if out is None else out
         cluster_of: list[int] = []
         largest = 0
         next_label = 1
@@ -125,7 +126,7 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
         try:
             for k, crop_box in crop_boxes.items():  # the in-process order: cluster by cluster
                 if k not in file_of:
-                    n_parts, work = _split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
+                    n_parts, work = split_tiled(cluster_labels, k, crop_box, labels, next_label, h,
                                                  tile_vox, halo_vox, rel_dynamic)
                     largest = max(largest, work)
                 else:
@@ -155,12 +156,16 @@ def split_clusters_on(client, cluster_labels: np.ndarray, n_clusters: int, scrat
     return labels, np.array(cluster_of, dtype=np.int64), largest
 
 
-def segment_particles_on(client, volume, scratch_dir, quiet: bool = False, **options):
-    """:func:`helpers.nanoct.particles.segment_particles` with the per-cluster split on ``client``."""
+def segment_particles_on(client, volume, parts_dir, quiet: bool = False, **options):
+    """:func:`helpers.nanoct.particles.segment_particles` with the per-cluster split on ``client``.
+
+    ``parts_dir`` holds the tasks' scratch files; ``options`` are those of ``segment_particles``
+    (``scratch_dir`` there: the memory-mapped whole-volume arrays).
+    """
     from helpers.nanoct.particles import segment_particles
 
     def splitter(clusters, n_clusters, **split_options):
-        return split_clusters_on(client, clusters, n_clusters, scratch_dir, quiet=quiet, **split_options)
+        return split_clusters_on(client, clusters, n_clusters, parts_dir, quiet=quiet, **split_options)
 
     return segment_particles(volume, splitter=splitter, **options)
 
