@@ -351,17 +351,8 @@ def summarise(rows) -> str:
 
 
 def write_results(rows) -> None:
-    path = Path(__file__).resolve().parent / "RESULTS_ct_chain.md"
-    start, end = "<!-- multidistance:start -->", "<!-- multidistance:end -->"
-    text = path.read_text()
-    block = f"{start}\n{summarise(rows)}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".md.part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Replace the multi-distance section of RESULTS_ct_chain.md (between its markers) by the tables."""
+    ps.replace_marked_block("multidistance", summarise(rows))
 
 
 def main():

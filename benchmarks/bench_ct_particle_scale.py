@@ -238,12 +238,13 @@ def summarise(rows) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows) -> None:
-    """Replace the particle-scale section of RESULTS_ct_chain.md (between its markers) by the table."""
+def replace_marked_block(name: str, body: str) -> None:
+    """Replace the block between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` of RESULTS_ct_chain.md
+    by ``body`` (appended when the markers are absent), written atomically."""
     path = Path(__file__).resolve().parent / "RESULTS_ct_chain.md"
-    start, end = "<!-- particle-scale:start -->", "<!-- particle-scale:end -->"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = path.read_text()
-    block = f"{start}\n{summarise(rows)}\n{end}"
+    block = f"{start}\n{body}\n{end}"
     if start in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
@@ -251,6 +252,11 @@ def write_results(rows) -> None:
     tmp = path.with_suffix(".md.part")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_results(rows) -> None:
+    """Replace the particle-scale section of RESULTS_ct_chain.md (between its markers) by the table."""
+    replace_marked_block("particle-scale", summarise(rows))
 
 
 def main():
