@@ -376,6 +376,9 @@ def main():
         rows = []
         for f in sorted(OUT.glob("ct_multidistance_run_*.json")):
             rows += json.loads(f.read_text())
+        if not rows:
+            sys.exit(f"no ct_multidistance_run_*.json in {OUT}: run the benchmark first "
+                     "(the tables in RESULTS_ct_chain.md are left as they are)")
         write_results(rows)
         return
     seeds = SEEDS
