@@ -266,6 +266,9 @@ def main():
         for f in sorted(OUT.glob("ct_particle_scale_*.json")):
             rows += json.loads(f.read_text())
         rows = list({(r["case"], r["seed"], r["method"], r["rule"]): r for r in rows}.values())
+        if not rows:
+            sys.exit(f"no ct_particle_scale_*.json in {OUT}: run the benchmark first "
+                     "(the table in RESULTS_ct_chain.md is left as it is)")
         write_results(rows)
         return
     quick = "--quick" in sys.argv
