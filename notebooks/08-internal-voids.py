@@ -379,6 +379,20 @@ for key, value in summary.items():
 # the paper's CNR, void fractions need particle outlines that do not come from the same threshold (a
 # convex hull or a shape prior), which this workbook does not yet do.
 #
+# **Which acquisition makes the paper's void claim reachable?** The chain here retrieves the phase at
+# one distance with Paganin, a strong low-pass: the reconstruction's noise is correlated over 3–4 voxels,
+# as large as a 150 nm void. The paper recorded four distances (holotomography). Measured side by side at
+# the same reconstructed CNR ≈ 2.3 on a paper-sized phantom (`benchmarks/RESULTS_ct_chain.md`, round 3,
+# three noise seeds): a four-distance CTF retrieval leaves the noise white (correlation half-width 0.5
+# voxel against 3.4 after Paganin). At distances of 0.10–0.40 mm (at ID16B-like 24–35 mm the one-step
+# linear CTF loses the voids themselves: an iterative retrieval is needed), voids kept only when their
+# mean grey deficit is significant
+# against this volume's own noise (`helpers.nanoct.void_significance`, σ measured in the air of the same
+# volume) recover 88 % of the volume of voids ≥ 150 nm with a median void-fraction error of 0.014 and no
+# void volume in void-free particles (median 0.000; inside the true outlines); after one-distance Paganin the
+# detection bound set by the measured noise is 2–18 % for 50–200 nm voids, so "65–90 % resolvable" is out
+# of physical reach for that chain at the paper's CNR.
+#
 # **What's next:** run `nmc-workbook ct-analyse VOLUME.h5 --out analysis.h5` on your own 8-bit volume:
 # the void table is written per particle and per void, with parameters and input checksum.
 
