@@ -20,6 +20,7 @@ import numpy as np
 
 from helpers import cli_checks as checks
 from helpers import nexus
+from helpers.nanoct.part_files import parts_folder
 from helpers.stages import stage
 
 
@@ -149,7 +150,7 @@ def _scratch_dir(args, out: Path, shape, stack) -> str | None:
 
     root = getattr(args, "scratch_dir", None)
     if root is None and float(np.prod(shape, dtype=float)) > AUTO_SCRATCH_VOXELS:
-        root = out.with_name(out.name + ".parts")
+        root = parts_folder(out)
     if root is None:
         return None
     root = Path(root)
@@ -208,7 +209,7 @@ def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
                 from helpers.nanoct.morphology_tasks import particle_table_on
 
                 morphology = particle_table_on(tasks.client, result.labels, args.voxel_size_um,
-                                               out.with_name(out.name + ".parts"))
+                                               parts_folder(out))
 
     with stage("write"), checks.atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({

@@ -11,6 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def parts_folder(out) -> Path:
+    """The folder beside output ``out`` for its per-task and scratch files: ``OUT.parts``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
 @contextmanager
 def part_writer(target: Path, what: str, run_tag: str):
     """Yield an ``h5py.File`` open for writing at ``target``'s ``.part`` name; on leaving, tag it with

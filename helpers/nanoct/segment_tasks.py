@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.cluster import raise_failures, run_tasks
+from helpers.nanoct.part_files import parts_folder
 from helpers.nanoct.particles import (
     bounding_boxes,
     label_dtype,
@@ -195,11 +196,11 @@ class AnalyseTasks:
         return self._client
 
     def segment(self, volume, out, **options):
-        return segment_particles_on(self.client, volume, _scratch(out), **options)
+        return segment_particles_on(self.client, volume, parts_folder(out), **options)
 
     def voids(self, out, volume_path, volume_dataset, labels, threshold, voxel_size_um, **options):
         return analyse_voids_on(self.client, volume_path, volume_dataset, labels, threshold, voxel_size_um,
-                                _scratch(out), **options)
+                                parts_folder(out), **options)
 
     def __enter__(self):
         return self
@@ -207,11 +208,6 @@ class AnalyseTasks:
     def __exit__(self, *exc):
         self._stack.close()
         return False
-
-
-def _scratch(out) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".parts")
 
 
 # ------------------------------------------------------------------------------------ voids

@@ -33,12 +33,12 @@ DEFAULT_RADII = (1, 2, 3, 4, 6)
 
 
 def ball(radius: int) -> np.ndarray:
-    """Boolean ball of ``radius`` voxels (Euclidean, centre included), shape (2r+1)³."""
-    r = int(radius)
-    if r < 0:
+    """Boolean ball of ``radius`` voxels (scikit-image's: Euclidean, centre included), shape (2r+1)³."""
+    from skimage.morphology import ball as skimage_ball
+
+    if int(radius) < 0:
         raise ValueError(f"ball radius must be ≥ 0 voxels, got {radius}")
-    zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
-    return zz**2 + yy**2 + xx**2 <= r * r + 1e-9
+    return skimage_ball(int(radius)).astype(bool)
 
 
 def ball_mean(volume: np.ndarray, radius: int) -> np.ndarray:
