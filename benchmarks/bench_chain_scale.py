@@ -339,8 +339,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.self_check:
         worst = self_check()
-        # a wrong orientation, centre or sign puts the chord elsewhere (errors ~ the chord, 60); the band-limited
-        # (sinc) image of a pixelated disk rings at its rim, ≈ 1 % of the chord: the check's bound is 2 %
+        # a wrong orientation, centre or sign puts the chord elsewhere (errors ~ the chord, 60); the
+        # band-limited (sinc) image of a pixelated disk rings at its rim, ≈ 1 % of the chord: bound 2 %
         print(f"projector vs exact chords of a disk: largest error {worst:.3f} pixel units (chord ≤ 60)")
         return 0 if worst < 1.2 else 1
     if args.command == "scan":
