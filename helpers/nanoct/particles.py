@@ -168,9 +168,9 @@ def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True,
     h-maxima of the Euclidean distance transform (``edt``), dynamic ``h`` in voxels (MorphoLibJ's
     "dynamic"; :func:`helpers.nanoct.hmaxima.h_maxima` gives scikit-image's ``h_maxima`` markers
     without its two argsorts of the box); the watershed floods ``-EDT`` inside the filled mask
-    (scikit-image). Then neighbouring regions are merged when the lower of their two EDT peaks stands less than ``rel_dynamic`` of its
-    height above their saddle (:func:`merge_by_relative_dynamic`): a fixed ``h`` cannot serve both a
-    6-voxel particle and a 60-voxel elongated crystal whose ridge carries several maxima.
+    (scikit-image). Then neighbouring regions are merged when the lower of their two EDT peaks stands
+    less than ``rel_dynamic`` of its height above their saddle (:func:`merge_by_relative_dynamic`): a
+    fixed ``h`` cannot serve both a 6-voxel particle and a 60-voxel elongated crystal whose ridge carries several maxima.
     """
     import edt
     import fill_voids
