@@ -170,7 +170,8 @@ def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True,
     without its two argsorts of the box); the watershed floods ``-EDT`` inside the filled mask
     (scikit-image). Then neighbouring regions are merged when the lower of their two EDT peaks stands
     less than ``rel_dynamic`` of its height above their saddle (:func:`merge_by_relative_dynamic`): a
-    fixed ``h`` cannot serve both a 6-voxel particle and a 60-voxel elongated crystal whose ridge carries several maxima.
+    fixed ``h`` cannot serve both a 6-voxel particle and a 60-voxel elongated crystal whose ridge
+    carries several maxima.
     """
     import edt
     import fill_voids
