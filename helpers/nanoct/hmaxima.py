@@ -36,18 +36,19 @@ def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
         raise ValueError(f"h_maxima: a 1-, 2- or 3-D image is needed, got shape {image.shape}")
     if image.size == 0:
         raise ValueError("h_maxima: the image is empty")
-    if not np.isfinite(image).all():
+    low, high = image.min(), image.max()  # NaN propagates into both, inf shows in one
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("h_maxima: the image holds NaN or infinite values")
     # scikit-image's steps, in its order and with its dtypes (see skimage.morphology.extrema.h_maxima)
-    if h > np.ptp(image):
+    if h > high - low:  # np.ptp(image)
         return np.zeros(image.shape, dtype=np.uint8)
     if h == 0:
         raise ValueError("h = 0 is ambiguous, use local_maxima() instead?")
-    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
-    shifted_img = image - h - resolution
-    if np.any(shifted_img > image):
+    if not h > 0:
         raise ValueError(f"h_maxima: h must be positive, got {h}")
-    rec_img = reconstruction_by_dilation(shifted_img, image)
+    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
+    shifted_img = image - h - resolution  # <= image for h > 0, as the reconstruction needs
+    rec_img = _reconstruct_padded(shifted_img, image)
     residue_img = image - rec_img
     return (residue_img >= h).astype(np.uint8)
 
@@ -58,21 +59,47 @@ def reconstruction_by_dilation(seed: np.ndarray, mask: np.ndarray) -> np.ndarray
     Equals ``skimage.morphology.reconstruction(seed, mask, method="dilation")`` with its default
     footprint, computed in the same float type (``float64`` for a ``float64`` mask, else ``float32``).
     """
+    seed, mask = np.asarray(seed), np.asarray(mask)
     if seed.shape != mask.shape:
         raise ValueError(f"seed shape {seed.shape} differs from mask shape {mask.shape}")
-    float_dtype = np.float64 if mask.dtype == np.float64 else np.float32
-    shape3 = (1,) * (3 - mask.ndim) + mask.shape
-    inside = (slice(1, -1),) * 3
-    # padded by one voxel of -inf on every side: the scans need no bounds checks and the pad never rises
-    marker = np.full(tuple(n + 2 for n in shape3), -np.inf, float_dtype)
-    limit = np.full(marker.shape, -np.inf, float_dtype)
-    marker[inside] = np.asarray(seed).reshape(shape3)
-    limit[inside] = np.asarray(mask).reshape(shape3)
-    if np.any(marker > limit):
+    if not 1 <= mask.ndim <= 3:
+        raise ValueError(f"reconstruction: a 1-, 2- or 3-D image is needed, got shape {mask.shape}")
+    if np.any(seed > mask):
         raise ValueError("Intensity of seed image must be less than that of the mask image "
                          "for reconstruction by dilation.")
-    _reconstruct(marker.reshape(-1), limit.reshape(-1), marker.shape, _neighbour_offsets(marker.shape))
-    return marker[inside].reshape(mask.shape)
+    return _reconstruct_padded(seed, mask)
+
+
+def _reconstruct_padded(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Copy seed and mask into -inf-padded 3-D arrays of scikit-image's float type; reconstruct."""
+    float_dtype = np.float64 if mask.dtype == np.float64 else np.float32
+    shape3 = (1,) * (3 - mask.ndim) + mask.shape
+    padded_shape = tuple(n + 2 for n in shape3)
+    # padded by one voxel of -inf on every side: the scans need no bounds checks and the pad never rises
+    marker = np.empty(padded_shape, float_dtype)
+    limit = np.empty(padded_shape, float_dtype)
+    for values, out in ((seed, marker), (mask, limit)):
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(float_dtype)  # float16: exact
+        _pad_into(np.ascontiguousarray(values.reshape(shape3)), out)
+    _reconstruct(marker.reshape(-1), limit.reshape(-1), padded_shape, _neighbour_offsets(padded_shape))
+    return marker[1:-1, 1:-1, 1:-1].reshape(mask.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pad_into(values, out):
+    """``out[1:-1, 1:-1, 1:-1] = values`` (cast as numpy casts) and -inf on the one-voxel border."""
+    nz, ny, nx = values.shape
+    out[0] = -np.inf
+    out[nz + 1] = -np.inf
+    for z in range(nz):
+        out[z + 1, 0] = -np.inf
+        out[z + 1, ny + 1] = -np.inf
+        for y in range(ny):
+            out[z + 1, y + 1, 0] = -np.inf
+            out[z + 1, y + 1, nx + 1] = -np.inf
+            for x in range(nx):
+                out[z + 1, y + 1, x + 1] = values[z, y, x]
 
 
 def _neighbour_offsets(padded_shape) -> np.ndarray:
@@ -96,13 +123,12 @@ def _reconstruct(marker, limit, shape, offsets):
     Pad voxels hold -inf in both arrays, so they are never raised nor queued.
     """
     nz, ny, nx = shape
-    half = offsets.size // 2
     for z in range(1, nz - 1):
         for y in range(1, ny - 1):
             row = (z * ny + y) * nx
             for p in range(row + 1, row + nx - 1):
                 value = marker[p]
-                for k in range(half):
+                for k in range(13):
                     other = marker[p + offsets[k]]
                     if other > value:
                         value = other
@@ -118,7 +144,7 @@ def _reconstruct(marker, limit, shape, offsets):
             row = (z * ny + y) * nx
             for p in range(row + nx - 2, row, -1):
                 value = marker[p]
-                for k in range(half, offsets.size):
+                for k in range(13, 26):
                     other = marker[p + offsets[k]]
                     if other > value:
                         value = other
@@ -126,7 +152,7 @@ def _reconstruct(marker, limit, shape, offsets):
                 if value > ceiling:
                     value = ceiling
                 marker[p] = value
-                for k in range(half, offsets.size):
+                for k in range(13, 26):
                     q = p + offsets[k]
                     if marker[q] < value and marker[q] < limit[q]:
                         queue[(head + count) % capacity] = p
@@ -139,7 +165,7 @@ def _reconstruct(marker, limit, shape, offsets):
         head = (head + 1) % capacity
         count -= 1
         value = marker[p]
-        for k in range(offsets.size):
+        for k in range(26):
             q = p + offsets[k]
             current = marker[q]
             if current < value and current != limit[q]:
