@@ -166,16 +166,19 @@ def watershed_crop(mask: np.ndarray, h: float = 1.0, fill: bool = True,
 
     Holes are filled first (``fill_voids``) so internal voids do not split a particle; markers are the
     h-maxima of the Euclidean distance transform (``edt``), dynamic ``h`` in voxels (MorphoLibJ's
-    "dynamic"); the watershed floods ``-EDT`` inside the filled mask (scikit-image). Then neighbouring
-    regions are merged when the lower of their two EDT peaks stands less than ``rel_dynamic`` of its
-    height above their saddle (:func:`merge_by_relative_dynamic`): a fixed ``h`` cannot serve both a
-    6-voxel particle and a 60-voxel elongated crystal whose ridge carries several maxima.
+    "dynamic"; :func:`helpers.nanoct.hmaxima.h_maxima` gives scikit-image's ``h_maxima`` markers
+    without its two argsorts of the box); the watershed floods ``-EDT`` inside the filled mask
+    (scikit-image). Then neighbouring regions are merged when the lower of their two EDT peaks stands
+    less than ``rel_dynamic`` of its height above their saddle (:func:`merge_by_relative_dynamic`): a
+    fixed ``h`` cannot serve both a 6-voxel particle and a 60-voxel elongated crystal whose ridge
+    carries several maxima.
     """
     import edt
     import fill_voids
     from scipy import ndimage as ndi
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
+
+    from helpers.nanoct.hmaxima import h_maxima  # scikit-image's h_maxima, same markers, no sort
 
     solid = fill_voids.fill(np.ascontiguousarray(mask), in_place=False) if fill else mask
     padded = np.pad(solid, 1)
