@@ -89,6 +89,19 @@ def _voxel_covariance(mask: np.ndarray) -> np.ndarray:
     return cov
 
 
+def _voxel_mean(mask: np.ndarray) -> np.ndarray:
+    """Mean voxel coordinates (z, y, x) of ``mask`` from its 1-D projections: the same numbers as
+    ``np.argwhere(mask).mean(axis=0)`` (integer sums, exact in float64) without the N × 3 index list."""
+    n = np.count_nonzero(mask)
+    if n == 0:
+        return np.full(3, np.nan)
+    sums = []
+    for axis, size in enumerate(mask.shape):
+        line = mask.sum(axis=tuple(a for a in range(3) if a != axis), dtype=np.int64)
+        sums.append(np.arange(size) @ line)
+    return np.array(sums, dtype=np.float64) / n
+
+
 def inscribed_radius(mask) -> float:
     """Radius (voxels) of the largest inscribed sphere: maximum of the EDT of the zero-padded mask."""
     import edt
@@ -329,7 +342,7 @@ def _table_row(lab, sl, crop, shape, voxel, options) -> dict:
     row = {"label": lab}
     row.update(measure_particle(crop, voxel, **options))
     row["touches_border"] = touches_border(sl, shape)
-    centroid = np.argwhere(crop).mean(axis=0) + [s.start for s in sl]
+    centroid = _voxel_mean(crop) + [s.start for s in sl]
     row["centroid_z_um"], row["centroid_y_um"], row["centroid_x_um"] = centroid * voxel
     return row
 
