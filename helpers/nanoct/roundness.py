@@ -135,14 +135,18 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
         step = max(1, int(2.0 * np.pi * average_radius_vox**2 / 50))
         sources = np.arange(0, n_points, step)
         source_tensors = _projected_shape_operator(hess[sources], normal[sources], norm[sources])
-        averaged, counts = ball_sums(coords.T, coords.T[sources], source_tensors.reshape(len(sources), 9),
-                                     average_radius_vox)
+        # the tensors are symmetric: average their 6 distinct entries (upper triangle, symmetrised)
+        upper = np.triu_indices(3)
+        source_entries = 0.5 * (source_tensors[:, upper[0], upper[1]] + source_tensors[:, upper[1], upper[0]])
+        averaged, counts = ball_sums(coords.T, coords.T[sources], source_entries, average_radius_vox)
         has_source = counts > 0
         averaged[has_source] /= counts[has_source, None]
         lonely = np.flatnonzero(~has_source)
         lonely_tensors = _projected_shape_operator(hess[lonely], normal[lonely], norm[lonely])
-        averaged[lonely] = lonely_tensors.reshape(-1, 9)
-        tensor = averaged.reshape(n_points, 3, 3)
+        averaged[lonely] = lonely_tensors[:, upper[0], upper[1]]
+        tensor = np.empty((n_points, 3, 3))
+        tensor[:, upper[0], upper[1]] = averaged
+        tensor[:, upper[1], upper[0]] = averaged
     else:
         tensor = -hess / norm[:, None, None]  # tᵢ·(−P H P/|∇f|)tⱼ = −tᵢ·H tⱼ/|∇f| as P tᵢ = tᵢ
     kappa_max, kappa_min, direction_min = _tangent_eigen(tensor, normal)
