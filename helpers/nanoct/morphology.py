@@ -14,6 +14,8 @@ Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantit
 - ``r_ins_um``: maximum of the Euclidean distance transform of the zero-padded particle (no −0.5);
 - ``r_cir_um``: radius of the exact minimum enclosing sphere (Welzl) of the vertices of the
   marching-cubes mesh of the *binary* particle (the smoothed mesh shaves ≈ 1.6 voxel off sharp corners);
+  those vertices are the centres of the faces between particle and outside voxels
+  (:func:`boundary_face_centres`), found without meshing;
 - ``sphericity`` S = r_ins / r_cir (the paper's S); ``wadell_sphericity`` ψ = π^(1/3)(6V)^(2/3) / A;
 - ``roundness``: 3-D Wadell roundness of :func:`helpers.nanoct.roundness.wadell_roundness`;
 - ``touches_border``: the particle's bounding box touches the volume's edge (it is measured as cut);
@@ -23,8 +25,10 @@ Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantit
 Memory follows the largest particle: each particle is cut out by its bounding box
 (``scipy.ndimage.find_objects``), padded by 4 voxels, and measured alone; the label volume itself is only
 read (it may be a ``numpy.memmap``). Measured: a 300 × 220 × 160-voxel ellipsoid (d_eq 5.5 µm at 25 nm)
-takes 22 s and 0.63 GB peak RSS for all columns on one core; the paper's largest particle (9.5 µm,
-~1.8 × those voxels) needs about 1.1 GB.
+takes 0.63 GB peak RSS for all columns on one core and 4.5 s (in a 307³ box, load 2; 6.8 s before the
+issue-18 changes, 22 s before the earlier ones); the paper's largest particle (9.5 µm, ~1.8 × those voxels)
+needs about 1.1 GB. Paper-like particles (d_eq 20–110 voxels) take ≈ 0.6–0.9 µs per voxel
+(``benchmarks/RESULTS_morphology_speed.md``).
 """
 
 from __future__ import annotations
