@@ -111,10 +111,11 @@ def principal_curvatures(field_array, points, sigma_vox: float = CURVATURE_SIGMA
     """Principal curvatures κ₁ ≥ κ₂ (1/voxel) and the κ₂ direction of the level set through ``points``.
 
     ``field_array`` is large inside the body (a smoothed indicator); its Gaussian derivatives at scale
-    ``sigma_vox`` are interpolated (trilinear) at ``points`` (N×3) and give the shape operator
-    −P H P / |∇f|. With ``average_radius_vox`` > 0 the shape-operator *tensors* are averaged over the
-    points within that distance before the eigen-decomposition: this removes staircase noise without the
-    upward bias that taking the larger of two noisy eigenvalues has. Convex surfaces have κ > 0.
+    ``sigma_vox`` are interpolated (trilinear) at ``points`` (N×3, inside the grid: ValueError otherwise)
+    and give the shape operator −P H P / |∇f|. With ``average_radius_vox`` > 0 the shape-operator
+    *tensors* are averaged over the points within that distance before the eigen-decomposition: this
+    removes staircase noise without the upward bias that taking the larger of two noisy eigenvalues has.
+    Convex surfaces have κ > 0.
     With ``return_normal`` the unit normals of the smoothed field are returned as a fourth array.
 
     The eigen-decomposition is the closed form of the 2×2 tensor in a tangent basis (t₁, t₂) of each
