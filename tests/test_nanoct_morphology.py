@@ -347,3 +347,23 @@ def test_minimum_enclosing_sphere_is_exact():
         assert radius <= minimum_nsphere(points)[1] + 1e-9
     with pytest.raises(ValueError, match="N×3"):
         circumscribed_radius(np.zeros((4, 2)))
+
+
+def test_face_centres_are_the_binary_mesh_vertices_and_give_its_circumsphere():
+    """The face centres between set and unset voxels are the marching-cubes vertices at level 0.5 (other
+    than the ones Lewiner's algorithm adds inside ambiguous cubes, means of the others); the enclosing
+    sphere of either set is the same. The centroid from projections equals the N × 3 coordinate mean."""
+    from helpers.nanoct.morphology import _voxel_mean, binary_mesh_vertices, boundary_face_centres
+
+    rng = np.random.default_rng(12)
+    for mask in (shapes.rounded_cube(11.5, 4.0, TILT, offset_vox=rng.uniform(-0.5, 0.5, 3)),
+                 shapes.ellipsoid(14.0, 9.0, 6.0, TILT), rng.random((9, 11, 10)) < 0.5):
+        centres = boundary_face_centres(mask)
+        mesh = binary_mesh_vertices(np.pad(mask, 4)) - 4
+        mesh_set = {tuple(p) for p in mesh.tolist()}
+        assert {tuple(p) for p in centres.tolist()} <= mesh_set
+        on_edges = mesh[(np.abs(mesh * 2 - np.round(mesh * 2)) < 1e-9).all(axis=1)
+                        & ((np.abs(mesh - np.round(mesh)) > 0.25).sum(axis=1) == 1)]
+        assert len({tuple(p) for p in on_edges.tolist()}) == len(centres)
+        assert circumscribed_radius(centres)[1] == pytest.approx(circumscribed_radius(mesh)[1], rel=1e-9)
+        np.testing.assert_array_equal(_voxel_mean(mask), np.argwhere(mask).mean(axis=0))

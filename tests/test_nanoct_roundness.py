@@ -119,3 +119,81 @@ def test_bad_inputs_raise_clear_errors():
     single[1, 1, 1] = True
     with pytest.raises(ValueError, match="too small to mesh"):
         wadell_roundness(single)
+
+
+def test_ball_sums_equal_the_kd_tree_pair_sums():
+    """The grid ball sums equal the 0/1 pair matrix of scipy's cKDTree applied to the values (the
+    implementation they replaced), for radii from below to above the point spacing."""
+    from scipy.spatial import cKDTree
+
+    from helpers.nanoct.roundness import ball_sums
+
+    rng = np.random.default_rng(5)
+    points = rng.uniform(0, 30, (3000, 3))
+    sources = points[::7]
+    values = rng.normal(size=(len(sources), 6))
+    for radius in (0.5, 2.0, 4.5, 40.0):
+        pairs = cKDTree(points).sparse_distance_matrix(cKDTree(sources), radius, output_type="coo_matrix")
+        pairs.data[:] = 1.0
+        sums, counts = ball_sums(points, sources, values, radius)
+        np.testing.assert_array_equal(counts, np.bincount(pairs.row, minlength=len(points)))
+        np.testing.assert_allclose(sums, pairs @ values, rtol=1e-12, atol=1e-12)
+
+
+def test_derivatives_at_points_equal_full_filters_then_interpolation():
+    """Each Gaussian derivative sampled at points (x pass applied only where read) equals scipy's full
+    ``gaussian_filter`` of the volume followed by trilinear ``map_coordinates``, also at points next to the
+    edges where the filter reflects; float32 volumes, so to ~1e-6 of the largest value."""
+    from scipy import ndimage
+
+    from helpers.nanoct.roundness import _gaussian_derivatives_at
+
+    rng = np.random.default_rng(6)
+    volume = ndimage.gaussian_filter(rng.random((23, 19, 27)), 1.0).astype(np.float32)
+    upper = np.array(volume.shape, float)[:, None] - 1
+    coords = np.concatenate([rng.uniform(0, 1, (3, 200)) * upper,
+                             np.array([[0.0, 0.0, 0.0], [22.0, 18.0, 26.0], [0.3, 18.0, 25.7]]).T], axis=1)
+    for sigma in (1.0, 1.7320508):
+        for order, values in _gaussian_derivatives_at(volume, sigma, coords):
+            full = ndimage.gaussian_filter(volume.astype(np.float64), sigma, order=order)
+            expected = ndimage.map_coordinates(full, coords, order=1)
+            np.testing.assert_allclose(values, expected, rtol=0, atol=1e-6 * np.abs(full).max())
+    with pytest.raises(ValueError, match="inside the field"):
+        list(_gaussian_derivatives_at(volume, 1.0, np.array([[-1.0], [0.0], [0.0]])))
+
+
+def test_tangent_eigen_matches_eigh_of_the_projected_tensor():
+    """Closed-form tangent eigenpairs equal ``numpy.linalg.eigh`` of P A P without its normal eigenvector."""
+    from helpers.nanoct.roundness import _tangent_eigen
+
+    rng = np.random.default_rng(7)
+    normal = rng.normal(size=(500, 3))
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    tensor = rng.normal(size=(500, 3, 3))
+    tensor = tensor + tensor.transpose(0, 2, 1)
+    kappa_max, kappa_min, direction_min = _tangent_eigen(tensor, normal)
+    projector = np.eye(3) - normal[:, :, None] * normal[:, None, :]
+    values, vectors = np.linalg.eigh(projector @ tensor @ projector)
+    keep = np.argsort(np.abs(np.einsum("nij,ni->nj", vectors, normal)), axis=1)[:, :2]
+    tangent = np.sort(np.take_along_axis(values, keep, axis=1), axis=1)
+    np.testing.assert_allclose(kappa_min, tangent[:, 0], atol=1e-12)
+    np.testing.assert_allclose(kappa_max, tangent[:, 1], atol=1e-12)
+    residual = (np.einsum("nij,nj->ni", projector @ tensor @ projector, direction_min)
+                - kappa_min[:, None] * direction_min)
+    assert np.abs(residual).max() < 1e-12
+    assert np.abs(np.einsum("ni,ni->n", direction_min, normal)).max() < 1e-12
+
+
+def test_sphere_fit_is_the_least_squares_minimum():
+    """``fit_sphere`` (MINPACK through ``leastsq``) lands on the minimum that ``least_squares`` finds."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(9)
+    directions = rng.normal(size=(300, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    points = [1.0, 2.0, 3.0] + 6.0 * directions[directions[:, 0] > 0.3] + rng.normal(0, 0.2, (1, 3))
+    points = points + rng.normal(0, 0.1, points.shape)
+    centre, radius = fit_sphere(points)
+    reference = optimize.least_squares(lambda q: np.linalg.norm(points - q[:3], axis=1) - q[3],
+                                       np.r_[points.mean(axis=0), 1.0]).x
+    np.testing.assert_allclose(np.r_[centre, radius], reference, rtol=1e-6)

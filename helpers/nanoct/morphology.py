@@ -14,6 +14,8 @@ Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantit
 - ``r_ins_um``: maximum of the Euclidean distance transform of the zero-padded particle (no −0.5);
 - ``r_cir_um``: radius of the exact minimum enclosing sphere (Welzl) of the vertices of the
   marching-cubes mesh of the *binary* particle (the smoothed mesh shaves ≈ 1.6 voxel off sharp corners);
+  those vertices are the centres of the faces between particle and outside voxels
+  (:func:`boundary_face_centres`), found without meshing;
 - ``sphericity`` S = r_ins / r_cir (the paper's S); ``wadell_sphericity`` ψ = π^(1/3)(6V)^(2/3) / A;
 - ``roundness``: 3-D Wadell roundness of :func:`helpers.nanoct.roundness.wadell_roundness`;
 - ``touches_border``: the particle's bounding box touches the volume's edge (it is measured as cut);
@@ -23,8 +25,10 @@ Definitions are the workbook's contract (WORKBOOK §4), all rigorous 3-D quantit
 Memory follows the largest particle: each particle is cut out by its bounding box
 (``scipy.ndimage.find_objects``), padded by 4 voxels, and measured alone; the label volume itself is only
 read (it may be a ``numpy.memmap``). Measured: a 300 × 220 × 160-voxel ellipsoid (d_eq 5.5 µm at 25 nm)
-takes 22 s and 0.63 GB peak RSS for all columns on one core; the paper's largest particle (9.5 µm,
-~1.8 × those voxels) needs about 1.1 GB.
+takes 0.63 GB peak RSS for all columns on one core and 4.5 s (in a 307³ box, load 2; 6.8 s before the
+issue-18 changes, 22 s before the earlier ones); the paper's largest particle (9.5 µm, ~1.8 × those voxels)
+needs about 1.1 GB. Paper-like particles (d_eq 20–110 voxels) take ≈ 0.6–0.9 µs per voxel
+(``benchmarks/RESULTS_morphology_speed.md``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ __all__ = ["COLUMNS", "MIN_D_EQ_VOX", "circumball", "circumscribed_radius", "ine
 
 MIN_D_EQ_VOX = 20.0
 PAD_VOX = 4
+SUBSET_START = 8  # points of the first Welzl subset (circumscribed_radius)
+SUBSET_GROWTH = 2  # farthest outside points added per round
 COLUMNS = ["label", "volume_um3", "filled_volume_um3", "d_eq_um", "surface_um2", "a_um", "b_um", "c_um",
            "e_yx", "e_zx", "e_zy",
            "r_ins_um", "r_cir_um", "sphericity", "wadell_sphericity", "roundness", "touches_border",
@@ -87,6 +93,19 @@ def _voxel_covariance(mask: np.ndarray) -> np.ndarray:
     return cov
 
 
+def _voxel_mean(mask: np.ndarray) -> np.ndarray:
+    """Mean voxel coordinates (z, y, x) of ``mask`` from its 1-D projections: the same numbers as
+    ``np.argwhere(mask).mean(axis=0)`` (integer sums, exact in float64) without the N × 3 index list."""
+    n = np.count_nonzero(mask)
+    if n == 0:
+        return np.full(3, np.nan)
+    sums = []
+    for axis, size in enumerate(mask.shape):
+        line = mask.sum(axis=tuple(a for a in range(3) if a != axis), dtype=np.int64)
+        sums.append(np.arange(size) @ line)
+    return np.array(sums, dtype=np.float64) / n
+
+
 def inscribed_radius(mask) -> float:
     """Radius (voxels) of the largest inscribed sphere: maximum of the EDT of the zero-padded mask."""
     import edt
@@ -121,7 +140,14 @@ def circumball(support):
             return circumball(p[[i, j]])
         offset = _cross((a @ a) * b - (b @ b) * a, normal) / denominator
         return p[0] + offset, float(offset @ offset)
-    rows = p[1:] - p[0]
+    c = p[3] - p[0]
+    b_c, c_a, a_b = _cross(b, c), _cross(c, a), _cross(a, b)
+    determinant = float(a @ b_c)
+    if abs(determinant) > 1e-12 * math.sqrt(float((a @ a) * (b @ b) * (c @ c))):
+        # Cramer's rule for the centre equidistant to all four: 2 (q − p₀)·x = |q − p₀|², q = p₁…p₃
+        offset = ((a @ a) * b_c + (b @ b) * c_a + (c @ c) * a_b) / (2.0 * determinant)
+        return p[0] + offset, float(offset @ offset)
+    rows = p[1:] - p[0]  # coplanar: the minimum-norm least-squares centre
     rhs = 0.5 * np.einsum("ij,ij->i", rows, rows)
     offset = np.linalg.lstsq(rows, rhs, rcond=None)[0]
     return p[0] + offset, float(offset @ offset)
@@ -150,22 +176,48 @@ def _welzl(points, support):
 def circumscribed_radius(points) -> tuple[np.ndarray, float]:
     """Centre and radius of the exact minimum enclosing sphere of ``points`` (N×3).
 
-    Welzl's algorithm (randomised, expected linear time) on the convex-hull vertices. Written here
+    Welzl's algorithm (randomised, expected linear time) run on a growing subset: the ball of a random
+    sample of 64 points, then of the sample plus the points left outside (the 16 farthest each round),
+    until no point lies outside. The ball of a subset that encloses every point is the ball of all of
+    them, so the answer is exact (to the 1e-10 relative inclusion tolerance) while the Python recursion
+    only sees a few hundred points, not the thousands of a large particle's convex hull. Written here
     because ``trimesh.nsphere.minimum_nsphere`` only tests the furthest-site Voronoi vertices and so
     overestimates when two or three points fix the sphere (1 % on a triangle of points; tests compare).
     """
-    from scipy.spatial import ConvexHull, QhullError
-
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise ValueError(f"circumscribed_radius: points must be an N×3 array, got shape {points.shape}")
-    try:
-        points = points[ConvexHull(points).vertices]
-    except (QhullError, ValueError):  # flat or tiny sets: use them all
-        pass
     order = np.random.default_rng(0).permutation(len(points))
-    centre, radius2 = _welzl(points[order], [])
-    return np.asarray(centre), float(np.sqrt(radius2))
+    subset = points[order[:SUBSET_START]]
+    while True:
+        centre, radius2 = _welzl(subset, [])
+        distance2 = ((points - centre) ** 2).sum(axis=1)
+        outside = np.flatnonzero(distance2 > radius2 * (1.0 + 1e-10) + 1e-12)
+        if outside.size == 0:
+            return np.asarray(centre), float(np.sqrt(radius2))
+        farthest = outside[np.argsort(distance2[outside])[-SUBSET_GROWTH:]]
+        subset = np.concatenate([points[farthest], subset])  # new points first: they move the ball most
+
+
+def boundary_face_centres(mask) -> np.ndarray:
+    """Centres (voxel units, the mask's index frame) of the faces between set and unset voxels of ``mask``
+    (6-neighbours; outside the array counts as unset), N×3.
+
+    These are exactly the vertices of the marching-cubes mesh at level 0.5 of the zero-padded binary mask
+    (linear interpolation between 0 and 1 puts each vertex at its edge's midpoint), found without
+    meshing: one comparison of neighbouring voxels per axis.
+    """
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    found = []
+    for axis in range(3):
+        lower = [slice(None)] * 3
+        upper = [slice(None)] * 3
+        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+        index = np.nonzero(padded[tuple(lower)] != padded[tuple(upper)])
+        centre = np.column_stack(index).astype(float) - 1.0
+        centre[:, axis] += 0.5
+        found.append(centre)
+    return np.concatenate(found)
 
 
 def binary_mesh_vertices(padded_mask):
@@ -210,8 +262,7 @@ def measure_particle(mask, voxel_size_um: float = 1.0, *, min_d_eq_vox: float = 
         "wadell_sphericity": math.nan, "roundness": math.nan, "too_small": bool(too_small),
         "n_voxels": n_voxels,
     }
-    padded = np.pad(mask, PAD_VOX)
-    row["r_cir_um"] = circumscribed_radius(binary_mesh_vertices(padded))[1] * vs
+    row["r_cir_um"] = circumscribed_radius(boundary_face_centres(mask))[1] * vs
     try:
         surface = smoothed_surface(mask, sigma_vox, PAD_VOX)
     except ValueError:  # vanishes after smoothing: a few voxels only, no surface to speak of
@@ -295,7 +346,7 @@ def _table_row(lab, sl, crop, shape, voxel, options) -> dict:
     row = {"label": lab}
     row.update(measure_particle(crop, voxel, **options))
     row["touches_border"] = touches_border(sl, shape)
-    centroid = np.argwhere(crop).mean(axis=0) + [s.start for s in sl]
+    centroid = _voxel_mean(crop) + [s.start for s in sl]
     row["centroid_z_um"], row["centroid_y_um"], row["centroid_x_um"] = centroid * voxel
     return row
 
