@@ -232,3 +232,20 @@ def test_ct_analyse_significance_with_scheduler_local_equals_in_process(tmp_path
         sigma = "void_test/sigma_ball_mean_grey"
         np.testing.assert_array_equal(a[sigma][()], b[sigma][()])
     assert pd.read_csv(tmp_path / "one_particles.csv").void_fraction.max() > 0.01  # voids were measured
+
+
+def test_a_particle_on_the_volume_border_keeps_its_envelope():
+    # a 3×3×3 block in the corner: the closing's erosion would remove the voxels on the border; the
+    # envelope holds the particle's own voxels at least, so it is measured (void-free), not "all void"
+    from helpers.nanoct import voids as vd
+
+    vol = np.full((20, 20, 20), 100, np.uint8)
+    vol[:3, :3, :3] = 200
+    labels = np.zeros(vol.shape, np.int32)
+    labels[:3, :3, :3] = 1
+    noise = vs.VolumeNoise(sigma={1: 5.0}, positions={1: 10**5}, air_grey=100.0, region="test",
+                           region_voxels=10**5)
+    envelope, void, _ = vs.particle_void_crop(vol, labels == 1, noise)
+    assert envelope.sum() == 27 and not void.any()
+    particles, _ = vd.analyse_voids(vol, labels, 150, 0.025, significance=noise)
+    assert particles.void_fraction.iloc[0] == 0.0 and particles.filled_voxels.iloc[0] == 27

@@ -293,7 +293,10 @@ def particle_void_crop(grey: np.ndarray, mask: np.ndarray, noise: VolumeNoise):
     from scipy import ndimage as ndi
 
     closing = ndi.iterate_structure(ndi.generate_binary_structure(3, 1), max(noise.closing_radius, 1))
-    envelope = ndi.binary_closing(mask, structure=closing) if noise.closing_radius > 0 else mask
+    mask = np.asarray(mask, bool)
+    envelope = mask.copy()
+    if noise.closing_radius > 0:  # "| mask": the closing's erosion eats voxels on the crop's border
+        envelope |= ndi.binary_closing(mask, structure=closing)
     envelope = fill_voids.fill(np.ascontiguousarray(envelope), in_place=False)
     inner = ndi.binary_erosion(envelope)
     void = np.zeros_like(inner)
