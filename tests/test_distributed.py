@@ -156,10 +156,13 @@ def test_ct_analyse_on_dask_equals_in_process(dask_cluster, ct_sample, tmp_path)
 
 def test_cluster_split_and_voids_as_tasks_equal_in_process(dask_cluster, ct_sample, tmp_path):
     """Tasks + one writer give the in-process labels and tables, also with tiled (writer-side) clusters."""
+    import dataclasses
+
     from distributed import Client
 
     from helpers.nanoct import segment as seg
     from helpers.nanoct import segment_tasks as st
+    from helpers.nanoct import void_significance as vs
     from helpers.nanoct import voids as vd
     from helpers.nanoct.volume_io import open_volume
 
@@ -177,6 +180,13 @@ def test_cluster_split_and_voids_as_tasks_equal_in_process(dask_cluster, ct_samp
         pa, va = vd.analyse_voids(volume, local.labels, 180, 0.025, boxes=local.boxes)
         pb, vb = st.analyse_voids_on(client, recon, "volume_8bit", local.labels, 180, 0.025,
                                      tmp_path / "scratch", boxes=local.boxes, quiet=True)
+        # the significance test: σ of ball means measured once in the air (below the NMC threshold, far
+        # from particles), every particle's crop padded by the largest ball, here and in the tasks
+        # (k = 1 instead of 3.7 so that this sample's small particles hold voids to compare)
+        noise = dataclasses.replace(vs.air_noise(volume, local.labels, max_grey=165.0), k_sigma=1.0)
+        sa, wa = vd.analyse_voids(volume, local.labels, 180, 0.025, boxes=local.boxes, significance=noise)
+        sb, wb = st.analyse_voids_on(client, recon, "volume_8bit", local.labels, 180, 0.025,
+                                     tmp_path / "scratch", boxes=local.boxes, quiet=True, significance=noise)
     assert local.n_particles >= 50 and local.largest_box_voxels < local.labels.size
     np.testing.assert_array_equal(local.labels, dask.labels)
     np.testing.assert_array_equal(local.cluster_of, dask.cluster_of)
@@ -184,6 +194,9 @@ def test_cluster_split_and_voids_as_tasks_equal_in_process(dask_cluster, ct_samp
     assert len(va) >= 5  # voids measured, not only empty rows
     pd.testing.assert_frame_equal(pa, pb)
     pd.testing.assert_frame_equal(va, vb)
+    assert max(noise.radii) >= 2 and sa.n_voids.sum() >= 5  # some air, some voids
+    pd.testing.assert_frame_equal(sa, sb)
+    pd.testing.assert_frame_equal(wa, wb)
     assert not (tmp_path / "scratch").exists()
 
 

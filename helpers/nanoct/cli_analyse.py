@@ -3,7 +3,9 @@
 Reads the volume memory-mapped or slab-wise (HDF5, TIFF, .npy; never modified), optionally denoises it
 (``--denoise tv|nlm|median``, needed at the paper's CNR ≈ 2.3), fits the three grey phases (or takes
 ``--threshold``), labels and splits particles per cluster, measures every particle's
-voids, adds the morphology table when ``helpers.nanoct.morphology`` is installed, and writes one HDF5
+voids (grey below the void threshold, or with ``--void-test significance`` a ball-mean deficit
+significant against the noise measured in the volume's own air), adds the morphology table when
+``helpers.nanoct.morphology`` is installed, and writes one HDF5
 file (particle labels, compressed; tables; parameters, units, input name and SHA-256 as attributes)
 plus CSV tables beside it.
 """
@@ -48,6 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ct-analyse") -> 
     parser.add_argument("--min-predicted-iou", type=float, default=None,
                         help="refuse a fitted threshold whose mixture predicts a smaller NMC mask IoU "
                              "(default 0.75; 0 accepts every fit)")
+    parser.add_argument("--void-test", choices=("threshold", "significance"), default="threshold",
+                        help="how voids inside particles are found: threshold (default: grey below "
+                             "--void-threshold, on the denoised grey after --denoise) or significance (a "
+                             "ball-mean deficit ≥ --void-k-sigma σ of this volume's own noise of that "
+                             "ball's mean, σ measured in its air; on the raw grey; for CNR ≲ 4, see "
+                             "helpers.nanoct.void_significance)")
+    parser.add_argument("--void-k-sigma", type=float, default=None,
+                        help="significance factor of --void-test significance (default 3.7: one-sided "
+                             "false-alarm probability 1e-4 per independent ball)")
+    parser.add_argument("--air-region",
+                        help="with --void-test significance: a box z0:z1,y0:y1,x0:x1 (voxels, end "
+                             "excluded) of air (or one constant material) where the noise is measured; "
+                             "default: found automatically (the lowest grey phase, ≥ 6 voxels from every "
+                             "particle)")
     parser.add_argument("--h", type=float, default=1.0, help="h-maxima dynamic of the distance map, voxels")
     parser.add_argument("--min-particle-voxels", type=int, default=8, help="smaller NMC clusters are noise")
     parser.add_argument("--resolution-um", type=float, default=0.05,
@@ -92,6 +108,13 @@ def _validate(args: argparse.Namespace, src: Path) -> Path:
     checks.positive("--denoise-strength", args.denoise_strength)
     if args.denoise_strength is not None and args.denoise is None:
         raise ValueError("--denoise-strength needs --denoise tv|nlm|median")
+    significance = getattr(args, "void_test", "threshold") == "significance"
+    if not significance and (getattr(args, "air_region", None) or getattr(args, "void_k_sigma", None)):
+        raise ValueError("--air-region and --void-k-sigma belong to --void-test significance")
+    if significance and args.void_threshold is not None:
+        raise ValueError("--void-threshold is the threshold rule's; --void-test significance judges voids "
+                         "against the volume's own noise (drop one of the two)")
+    checks.positive("--void-k-sigma", getattr(args, "void_k_sigma", None))
     checks.positive("--h", args.h)
     if args.min_particle_voxels < 1:
         raise ValueError(f"--min-particle-voxels {args.min_particle_voxels}: must be ≥ 1")
@@ -131,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_scheduler(getattr(args, "scheduler", None), getattr(args, "workers", None))
     volume = open_volume(src, args.dataset)
+    if getattr(args, "air_region", None):
+        from helpers.nanoct.void_significance import parse_box
+
+        parse_box(args.air_region, volume.shape)  # a malformed box is refused before the long work
     options = dict(threshold=args.threshold, h=args.h, min_particle_voxels=args.min_particle_voxels,
                    denoise=args.denoise, denoise_strength=args.denoise_strength,
                    threshold_rule=args.threshold_rule, min_predicted_iou=args.min_predicted_iou)
@@ -167,6 +194,19 @@ def _scratch_dir(args, out: Path, shape, stack) -> str | None:
     return folder
 
 
+def _volume_noise(args, volume, result):
+    """σ of ball means in the air of ``volume`` (raw grey), for ``--void-test significance``."""
+    from helpers.nanoct import void_significance as vs
+
+    if result.phase_fit is not None:  # three phases resolved: the air is below the air/glue threshold
+        max_grey = float(result.phase_fit.threshold_air)
+    else:  # one background (air and glue merged, or one absent) below the NMC threshold
+        max_grey = float(result.threshold)
+    k_sigma = vs.DEFAULT_K_SIGMA if args.void_k_sigma is None else args.void_k_sigma
+    return vs.air_noise(volume, result.labels, max_grey=max_grey, classify=result.denoised,
+                        air_region=args.air_region, k_sigma=k_sigma)
+
+
 def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
     """Voids, morphology and the output files, from the segmentation ``result``."""
     import h5py
@@ -178,22 +218,31 @@ def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
     from helpers.nanoct.denoise import DEFAULT_STRENGTH
     from helpers.nanoct.volume_io import file_sha256
 
-    if result.denoised is not None:
-        volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
-    if args.void_threshold is not None:
-        void_threshold = args.void_threshold
-    elif result.phase_fit is not None:
-        void_threshold = result.phase_fit.void_threshold
+    noise = None
+    if getattr(args, "void_test", "threshold") == "significance":
+        with stage("void noise"):
+            noise = _volume_noise(args, volume, result)
+        void_threshold = float("nan")  # not used: each particle's level and the air level set the cut
+        void_grey = None  # the tasks read the input volume, as the in-process call does
     else:
-        void_threshold = result.threshold
+        if result.denoised is not None:
+            volume = result.denoised  # voids are measured on the grey values the threshold was fitted to
+        if args.void_threshold is not None:
+            void_threshold = args.void_threshold
+        elif result.phase_fit is not None:
+            void_threshold = result.phase_fit.void_threshold
+        else:
+            void_threshold = result.threshold
+        void_grey = result.denoised
     void_args = (result.labels, void_threshold, args.voxel_size_um)
     with stage("voids"):
         if tasks is None:
             particles, voids = vd.analyse_voids(volume, *void_args, resolution_um=args.resolution_um,
-                                                boxes=result.boxes)
+                                                boxes=result.boxes, significance=noise)
         else:
-            particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=result.denoised,
-                                           resolution_um=args.resolution_um, boxes=result.boxes)
+            particles, voids = tasks.voids(out, src, args.dataset, *void_args, volume=void_grey,
+                                           resolution_um=args.resolution_um, boxes=result.boxes,
+                                           significance=noise)
     particles["defective"] = seg.classify_defective(particles.void_fraction.fillna(0.0),
                                                     particles.solidity.fillna(1.0))
     particles["cluster"] = result.cluster_of[particles.label.to_numpy() - 1]
@@ -229,6 +278,22 @@ def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
             "n_removed_small_clusters": result.n_removed_small,
             "defective_share": float(particles.defective.mean()),
         })
+        f.attrs["void_test"] = getattr(args, "void_test", "threshold")
+        if noise is not None:
+            g = f.create_group("void_test")
+            g.attrs.update({
+                "test": "significance", "k_sigma": noise.k_sigma, "air_region": noise.region,
+                "air_region_voxels": noise.region_voxels, "air_grey": noise.air_grey,
+                "envelope_closing_radius_voxels": noise.closing_radius,
+                "description": "a void needs a ball-mean grey deficit below its particle's level of at "
+                               "least k_sigma × the σ of that ball's mean, σ measured in the air region "
+                               "of this volume (raw grey); void voxels: radius-1 mean below the mid-grey "
+                               "of particle level and air_grey",
+                "units": "grey values of the 8-bit volume; radii in voxels",
+            })
+            g["ball_radius_voxels"] = np.array(noise.radii, np.int64)
+            g["sigma_ball_mean_grey"] = np.array([noise.sigma[r] for r in noise.radii])
+            g["air_positions"] = np.array([noise.positions[r] for r in noise.radii], np.int64)
         if result.phase_fit is not None:
             fit = result.phase_fit
             g = f.create_group("phase_fit")
@@ -257,6 +322,11 @@ def _analyse(args, src: Path, out: Path, volume, result, tasks) -> int:
                 pd.DataFrame(table).to_csv(tmp, index=False)
     fitted = ("" if np.isnan(result.predicted_iou) else
               f" ({result.phases_found}; predicted NMC mask IoU {result.predicted_iou:.2f})")
+    if noise is not None:
+        sigmas = ", ".join(f"{noise.sigma[r]:.2f}" for r in noise.radii)
+        print(f"void test: significance, k = {noise.k_sigma:.1f}; σ of ball means (r = "
+              f"{', '.join(map(str, noise.radii))} voxels) {sigmas} grey, air grey {noise.air_grey:.0f}, "
+              f"{noise.region}")
     print(f"{result.n_particles} particles in {result.n_clusters} clusters; NMC threshold "
           f"{result.threshold:.1f}{fitted}; defective {particles.defective.mean():.1%}; written {out.name}")
     return 0

@@ -13,7 +13,10 @@ written.
 **Voids.** The particle labels (and, after ``--denoise``, the denoised grey volume) are written once to
 scratch files; each task gets the paths, a batch of ``(label, box)`` pairs, reads each particle's padded
 crop and measures it with :func:`helpers.nanoct.voids.analyse_voids` on that crop (the per-particle code
-of the whole-volume call, so the rows are the same numbers). Rows come back in label order.
+of the whole-volume call, so the rows are the same numbers). Rows come back in label order. With the
+significance test (``significance=`` a measured ``VolumeNoise``) the crops are padded by its
+``crop_pad`` (every ball mean about the particle lies inside them: the same numbers as in one process),
+and the grey is the input volume as read, not a denoised copy.
 
 Batches hold consecutive clusters/particles with about the same number of box voxels (the cost grows
 with it), four batches per worker. Scratch files are removed at the end, also after a failure.
@@ -224,11 +227,16 @@ def voids_batch_task(batch, labels_path: str, volume_path: str, volume_dataset: 
 
     volume = open_volume(volume_path, volume_dataset)
     rows, void_rows = [], []
+    pad = 1  # the crop analyse_voids takes about each box, so that the crop here holds all it reads
+    if options.get("significance") is not None:
+        from helpers.nanoct.void_significance import crop_pad
+
+        pad = crop_pad(options["significance"])
     try:
         with h5py.File(labels_path, "r") as f:
             labels = f["labels"]
             for lab, box in batch:
-                crop_box = padded_box(box, shape, 1)
+                crop_box = padded_box(box, shape, pad)
                 own = (labels[crop_box] == lab).astype(np.uint8)
                 inner = tuple(slice(b.start - c.start, b.stop - c.start)
                               for b, c in zip(box, crop_box, strict=True))

@@ -171,6 +171,7 @@ def analyse_voids(
     min_void_voxels: int = 2,
     boxes=None,
     with_solidity: bool = True,
+    significance=None,
 ):
     """Void table of every particle of a segmentation.
 
@@ -183,6 +184,12 @@ def analyse_voids(
     resolution_um : size below which voids are deemed unresolved (paper: 0.05 µm)
     min_void_voxels : smaller enclosed dark components are noise, counted as solid (see particle_voids)
     boxes : bounding boxes of labels 1..n (computed with ``cc3d.statistics`` when omitted)
+    significance : ``None`` (voids = grey ≤ ``threshold``, the default rule) or a
+        :class:`helpers.nanoct.void_significance.VolumeNoise`: voids are then those of
+        :func:`helpers.nanoct.void_significance.particle_void_crop` (a ball-mean deficit ≥ k σ of this
+        volume's own noise, judged against the particle's level inside its closed, hole-filled envelope;
+        ``volume`` must then be the raw, not denoised, grey and ``threshold`` is not used), every
+        particle measured on its crop padded by ``crop_pad`` voxels; ``filled_voxels`` is the envelope
 
     Returns
     -------
@@ -209,12 +216,22 @@ def analyse_voids(
         boxes = bounding_boxes(labels)
     d_min_vox = resolution_um / voxel_size_um
     rows, void_rows = [], []
+    pad = 1
+    if significance is not None:
+        from helpers.nanoct.void_significance import crop_pad, particle_void_crop
+
+        pad = crop_pad(significance)
+        min_void_voxels = 1  # the test's void voxels as they are (each passed a significance test)
     for lab, box in enumerate(boxes, start=1):
         if box is None:
             continue
-        crop_box = padded_box(box, labels.shape, 1)
+        crop_box = padded_box(box, labels.shape, pad)
         region = labels[crop_box] == lab
-        solid = region & (np.asarray(volume[crop_box]) > threshold)
+        if significance is None:
+            solid = region & (np.asarray(volume[crop_box]) > threshold)
+        else:
+            envelope, void, _ = particle_void_crop(np.asarray(volume[crop_box]), region, significance)
+            solid = envelope & ~void
         border = touches_border(box, labels.shape)
         if not solid.any():  # a label with no voxel above threshold: all "void"; report, don't crash
             rows.append(dict(label=lab, filled_voxels=int(region.sum()), void_fraction=1.0, n_voids=0,
