@@ -16,8 +16,9 @@ region is compared with σ in the truth's air (eroded by 2 voxels, the benchmark
 significance test inside the true envelopes with the command's own σ (the benchmark's setting with a
 truth-free σ).
 
-Usage: ``python benchmarks/bench_ct_void_test.py [--cache=DIR] [--table]`` (default cache
-``benchmarks/out/void_test``); results in ``DIR/results.json``; ``--table`` prints the Markdown table.
+Usage: ``python benchmarks/bench_ct_void_test.py [--cache=DIR] [--denoise=tv|median|nlm] [--table]``
+(default cache ``benchmarks/out/void_test``); results in ``DIR/results.json``; ``--table`` prints the
+Markdown table.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bench_ct_chain import void_scores  # noqa: E402
 CHAINS = {"ctf": "ctf 4-d, 0.10-0.40 mm", "paganin": "paganin 1-d"}
 SEEDS = (11, 12, 13)
 BINS_NM = (50, 100, 150, 200, 300)
+DENOISE = "tv"  # the command's --denoise (``--denoise=NAME``); results in results.json or results_NAME.json
 
 
 def volumes(cache: Path) -> dict:
@@ -87,8 +89,9 @@ def run_one(cache: Path, t: dict, chain: str, seed: int) -> dict:
     src = cache / f"vol_{chain}_{seed}.npy"
     v8 = np.load(src)
     row = {"chain": chain, "seed": seed}
-    sig_out, thr_out = cache / f"sig_{chain}_{seed}.h5", cache / f"thr_{chain}_{seed}.h5"
-    common = ["ct-analyse", str(src), "--overwrite", "--denoise", "tv", "--no-morphology"]
+    tag = f"{chain}_{seed}" + ("" if DENOISE == "tv" else f"_{DENOISE}")
+    sig_out, thr_out = cache / f"sig_{tag}.h5", cache / f"thr_{tag}.h5"
+    common = ["ct-analyse", str(src), "--overwrite", "--denoise", DENOISE, "--no-morphology"]
     t0 = time.perf_counter()
     extra = []
     if main([*common, "--out", str(sig_out), "--void-test", "significance"]) != 0:
@@ -118,11 +121,11 @@ def run_one(cache: Path, t: dict, chain: str, seed: int) -> dict:
     matched = partners[partners.iou >= 0.8][["label", "reference"]]
     row.update(particles_found=int(labels.max()), particles_true=int((sizes[1:] > 0).sum()),
                matched=len(matched))
-    sig_tab = pd.read_csv(cache / f"sig_{chain}_{seed}_particles.csv")
+    sig_tab = pd.read_csv(cache / f"sig_{tag}_particles.csv")
     tab, mask, _ = vs.voids_by_significance(v8, labels, noise=noise)
     row["mask_consistent"] = bool(np.allclose(tab.void_fraction.to_numpy(), sig_tab.void_fraction.to_numpy()))
     row["significance"] = _scores(t, sizes, sig_tab[["label", "void_fraction"]], mask, matched)
-    den = denoise_volume(v8, "tv")  # the threshold rule's void mask, as analyse_voids makes it
+    den = denoise_volume(v8, DENOISE)  # the threshold rule's void mask, as analyse_voids makes it
     mask_thr = np.zeros(v8.shape, bool)
     for lab, box in enumerate(bounding_boxes(labels), start=1):
         if box is None:
@@ -131,7 +134,7 @@ def run_one(cache: Path, t: dict, chain: str, seed: int) -> dict:
         solid = (labels[cb] == lab) & (den[cb] > void_threshold)
         if solid.any():
             mask_thr[cb] |= vd.particle_voids(solid, with_sizes=False).void_mask
-    thr_tab = pd.read_csv(cache / f"thr_{chain}_{seed}_particles.csv")
+    thr_tab = pd.read_csv(cache / f"thr_{tag}_particles.csv")
     row["threshold"] = _scores(t, sizes, thr_tab[["label", "void_fraction"]], mask_thr, matched)
     tab_te, mask_te, _ = vs.voids_by_significance(v8, filled, noise=noise)
     ids = np.flatnonzero(sizes[1:]) + 1
@@ -163,10 +166,13 @@ def table(rows) -> str:
 
 def main():
     cache = Path(__file__).resolve().parent / "out" / "void_test"
+    global DENOISE
     for arg in sys.argv[1:]:
         if arg.startswith("--cache="):
             cache = Path(arg.split("=", 1)[1])
-    results = cache / "results.json"
+        if arg.startswith("--denoise="):
+            DENOISE = arg.split("=", 1)[1]
+    results = cache / ("results.json" if DENOISE == "tv" else f"results_{DENOISE}.json")
     if "--table" in sys.argv:
         print(table(json.loads(results.read_text())))
         return
