@@ -30,9 +30,20 @@ the noise-free reconstruction against σ of the noise averaged over a ball of it
 share detected at the test's k = 3.7: Φ(SNR − k) weighted by void volume.
 
 Usage: ``python benchmarks/bench_ct_multidistance.py [CASE ...] [--seeds=11,12,13] [--calibrate]
-[--table]``; writes ``benchmarks/out/ct_multidistance_*.json`` and the Round 3 tables of
+[--table] [--cache=DIR]``; writes ``benchmarks/out/ct_multidistance_*.json`` and the Round 3 tables of
 ``RESULTS_ct_chain.md`` (between the ``multidistance`` markers). Shared 2-core machine: ≈ 40 min for
-both cases (projections and reconstructions are cached under ``benchmarks/out``).
+both cases (projections and reconstructions are cached under ``benchmarks/out``, or ``--cache=DIR``).
+
+Round 4 (automatic threshold): ``--auto-threshold [--retrievals=2] [--seeds=11,12,13,14,15]
+[--cache=DIR]`` reconstructs (or reads the 8-bit volumes cached in DIR), median-filters (5³, the
+``ct-analyse --denoise median`` filter) and scores, per chain and seed, the global thresholds: the
+best the truth allows (``oracle``), the automatic one of ``ct-analyse --denoise median``
+(``nmc_threshold_auto``: glue/NMC or background/NMC mid-grey), the fitted mixture's crossing
+(``threshold_crossing``), the rule before round 4 (middle component always read as glue) and
+3-class multi-Otsu (scikit-image, a cross-check): threshold, mask IoU, NMC volume error, particles
+≥ 0.6 µm matched at IoU ≥ 0.8 (per-cluster watershed of the mask, as ``ct-analyse``). Writes
+``benchmarks/out/ct_multidistance_auto_*.json`` and the table between the ``multidistance-auto``
+markers.
 """
 
 from __future__ import annotations
@@ -293,6 +304,116 @@ def run(name, retrievals, seeds):
 
 
 # ------------------------------------------------------------------------------------------ tables
+def cached_8bit(case, retrieval, seed, counts, center=None):
+    """8-bit volume of one chain and seed, kept as ``.npy`` in OUT (reruns skip the simulation)."""
+    phase, distances = RETRIEVALS[retrieval]
+    noise = seed is not None
+    idx = list(RETRIEVALS).index(retrieval)
+    f = OUT / f"v8_{case['name']}_r{idx}_{seed if noise else 'clean'}_{counts:.1f}.npy"
+    if f.exists():
+        return np.load(f), None
+    cv = reconstruct(case, retrieval, seed if noise else SEEDS[0], counts, noise=noise,
+                     center="auto" if center is None else str(center))
+    np.save(f, cv.volume_8bit)
+    return cv.volume_8bit, cv.center_px
+
+
+def old_rule_threshold(counts):
+    """The automatic threshold before round 4: three fitted components always read air, glue, NMC."""
+    try:
+        return seg.fit_three_phases(counts).threshold_nmc_midpoint
+    except ValueError:
+        return seg.nmc_threshold_auto(counts).threshold
+
+
+def auto_threshold_rows(name, retrievals, seeds):
+    """Round 4: oracle vs automatic global thresholds on the median-filtered volume, per chain and seed."""
+    from skimage.filters import threshold_multiotsu
+
+    case = setup(name)
+    t, nmc_true = case["t"], case["nmc_true"]
+    big = None
+    rows = []
+    for retrieval in retrievals:
+        counts = counts_for(retrieval)
+        idx = list(RETRIEVALS).index(retrieval)
+        clean_f = OUT / f"center_{name}_r{idx}.json"
+        if clean_f.exists():
+            center = json.loads(clean_f.read_text())["center_px"]
+        else:
+            center = reconstruct(case, retrieval, SEEDS[0], CLEAN_COUNTS, noise=False).center_px
+            clean_f.write_text(json.dumps({"center_px": center}))
+        for seed in seeds:
+            v8, _ = cached_8bit(case, retrieval, seed, counts, center)
+            mf = OUT / f"med5_{name}_r{idx}_{seed}.npy"
+            if mf.exists():
+                med = np.load(mf)
+            else:
+                med = denoise_volume(v8, "median")
+                np.save(mf, med)
+            hist = seg.grey_histogram(med)
+            ths, ious = seg.mask_iou_by_threshold(med, nmc_true)
+            auto = None
+            try:
+                auto = seg.nmc_threshold_auto(hist)
+            except ValueError as err:
+                refusal = str(err).split(";")[0]
+            rules = {"oracle": float(ths[int(np.argmax(ious))]),
+                     "old rule (before round 4)": old_rule_threshold(hist),
+                     "multi-Otsu 3 classes (cross-check)": float(threshold_multiotsu(
+                         hist=(hist[1:255], np.arange(1, 255)), classes=3)[1])}
+            if auto is not None:
+                rules["auto: mid-grey (ct-analyse --denoise median)"] = auto.threshold
+                rules["auto: crossing (threshold_crossing)"] = auto.threshold_crossing
+            done = {}
+            for rule, thr in rules.items():
+                row = {"case": name, "retrieval": retrieval, "seed": seed, "rule": rule, "threshold": thr,
+                       "oracle_threshold": rules["oracle"], "phases": None if auto is None else auto.note}
+                mask = med > thr
+                row.update(mask_iou=float((mask & nmc_true).sum() / (mask | nmc_true).sum()),
+                           nmc_volume_error=float(mask.sum() / nmc_true.sum() - 1))
+                key = int(np.floor(thr))
+                if key not in done:
+                    labels = seg.segment_particles(mm.mask_as_grey(mask), threshold=127).labels
+                    rep = seg.match_labels(labels, t["filled"], iou_min=0.8)
+                    if big is None:
+                        sizes = np.bincount(t["filled"].ravel())
+                        ids = np.flatnonzero(sizes[1:]) + 1
+                        big = (6 * sizes[ids] / np.pi) ** (1 / 3) * VOXEL_UM >= 0.6
+                    done[key] = (float(rep.matched_fraction),
+                                 float(np.mean(rep.iou_of_reference[big] >= 0.8)))
+                row["matched_all"], row["matched_big"] = done[key]
+                rows.append(row)
+                print(f"{name} {retrieval} seed {seed} {rule}: t {thr:.1f} IoU {row['mask_iou']:.3f} "
+                      f"vol {row['nmc_volume_error']:+.1%} matched>=0.6um {row['matched_big']:.0%}",
+                      flush=True)
+            if auto is None:
+                rows.append({"case": name, "retrieval": retrieval, "seed": seed, "refused": refusal,
+                             "rule": "auto: mid-grey (ct-analyse --denoise median)"})
+    return rows
+
+
+def summarise_auto(rows) -> str:
+    rows = list({(r["case"], r["retrieval"], r["seed"], r["rule"]): r for r in rows}.values())
+    lines = ["| case | retrieval | rule | seeds | threshold (oracle) per seed | mask IoU | NMC vol. | "
+             r"matched (d ≥ 0.6 µm) | seeds meeting ≥ 80 % and \|NMC vol.\| ≤ 5 % |", "|" + "---|" * 9]
+    for key in dict.fromkeys((r["case"], r["retrieval"], r["rule"]) for r in rows):
+        rr = sorted((r for r in rows if (r["case"], r["retrieval"], r["rule"]) == key),
+                    key=lambda r: r["seed"])
+        ok = [r for r in rr if "mask_iou" in r]
+        seeds = ",".join(str(r["seed"]) for r in rr)
+        if not ok:
+            lines.append(f"| {' | '.join(key)} | {seeds} | refused | – | – | – | 0/{len(rr)} |")
+            continue
+        per_seed = ", ".join(f"{r['threshold']:.1f} ({r['oracle_threshold']:.0f})" for r in ok)
+        meet = sum(r["matched_big"] >= 0.8 and abs(r["nmc_volume_error"]) <= 0.05 for r in ok)
+        lines.append(f"| {' | '.join(key)} | {seeds} | {per_seed} | "
+                     f"{_sp([r['mask_iou'] for r in ok], '.3f')} | "
+                     f"{_sp([r['nmc_volume_error'] for r in ok], '+.1%')} | "
+                     f"{_sp([r['matched_big'] for r in ok], '.0%')} | {meet}/{len(rr)} |")
+    return "\n".join(lines)
+
+
 def _sp(values, fmt):
     return ps._spread(list(values), fmt)
 
@@ -359,12 +480,33 @@ def main():
     if "--help" in sys.argv or "-h" in sys.argv:
         print(__doc__)
         return
-    OUT.mkdir(exist_ok=True)
+    global OUT
+    for arg in sys.argv[1:]:
+        if arg.startswith("--cache="):  # projections, reconstructions and 8-bit volumes (not the tables)
+            OUT = ps.OUT = Path(arg.split("=", 1)[1])
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = Path(__file__).resolve().parent / "out"
+    results.mkdir(exist_ok=True)
     names = [a for a in sys.argv[1:] if not a.startswith("--")] or ["paper-size", "small"]
     retrievals = list(RETRIEVALS)[:2]
     for arg in sys.argv[1:]:
         if arg.startswith("--retrievals="):
             retrievals = [list(RETRIEVALS)[int(i)] for i in arg.split("=")[1].split(",")]
+    if "--auto-threshold" in sys.argv:
+        seeds = SEEDS
+        for arg in sys.argv[1:]:
+            if arg.startswith("--seeds="):
+                seeds = tuple(int(v) for v in arg.split("=")[1].split(","))
+        if "--table" not in sys.argv:
+            for name in names if names != ["paper-size", "small"] else ["paper-size"]:
+                rows = auto_threshold_rows(name, retrievals, seeds)
+                tag = ("_".join(str(list(RETRIEVALS).index(r)) for r in retrievals) + "_s"
+                       + "_".join(map(str, seeds)))
+                (results / f"ct_multidistance_auto_{name}_{tag}.json").write_text(json.dumps(rows, indent=1))
+        rows = [r for f in sorted(results.glob("ct_multidistance_auto_*.json"))
+                for r in json.loads(f.read_text())]
+        ps.replace_marked_block("multidistance-auto", summarise_auto(rows))
+        return
     if "--calibrate" in sys.argv:
         cal = json.loads(CAL_FILE.read_text()) if CAL_FILE.exists() else {}
         for retrieval in retrievals:

@@ -264,9 +264,12 @@ class NmcThreshold:
 
     ``phases``: names of the resolved grey phases, darkest first (``("air", "glue", "NMC")``, or
     ``("air and/or glue", "NMC")`` when only two are resolved); ``means``, ``sigmas``, ``weights``
-    per phase; ``threshold``: the mid-grey between NMC and the phase below it (the 50 % level of a
-    blurred edge); ``separation``: Ashman's D between NMC and that phase; ``fit``: the three-phase
-    :class:`PhaseFit` when three were resolved, else ``None``; ``note``: what was found, in words.
+    per phase (for NMC at two grey levels, the moments of its two components); ``threshold``: the
+    mid-grey between NMC and the phase below it (the 50 % level of a blurred edge);
+    ``threshold_crossing``: where the fitted densities of everything below NMC and of NMC are equal
+    (the fitted mixture's fewest misclassified voxels); ``separation``: Ashman's D between NMC and
+    the phase below it; ``fit``: the three-phase :class:`PhaseFit` when air, glue and NMC were
+    resolved, else ``None``; ``note``: what was found, in words.
     """
 
     phases: tuple[str, ...]
@@ -277,6 +280,7 @@ class NmcThreshold:
     separation: float
     fit: PhaseFit | None
     note: str
+    threshold_crossing: float = float("nan")
 
 
 def _fit_two_phases(counts: np.ndarray):
@@ -312,6 +316,11 @@ def nmc_threshold_auto(
     threshold. Refuses (``ValueError``, with what to try) only when NMC itself is not separable:
     Ashman's D between NMC and the phase below it under ``min_separation``, or NMC under
     ``min_weight`` of the voxels. The threshold is the mid-grey of NMC and the phase below it.
+
+    Three components are read as air, glue and NMC only when the middle one lies closer to air than
+    to NMC (:data:`MAX_GLUE_CONTRAST`); otherwise the two upper ones are NMC at two grey levels (a
+    low-frequency shading, measured on 4-distance CTF reconstructions: NMC 150–175 grey along z) and
+    the lowest one the background. Read as air/glue/NMC, such a volume loses half its NMC.
     """
     counts = np.asarray(volume_or_counts)
     if not (counts.ndim == 1 and counts.size == 256):
@@ -324,13 +333,17 @@ def nmc_threshold_auto(
         )
     try:
         fit = fit_three_phases(counts, min_weight=min_weight, min_separation=min_separation)
+    except ValueError:
+        fit = None
+    if fit is not None and _middle_is_glue(fit.means):
         return NmcThreshold(
             phases=PHASE_NAMES, means=fit.means, sigmas=fit.sigmas, weights=fit.weights,
             threshold=fit.threshold_nmc_midpoint, separation=float(fit.separations[1]), fit=fit,
             note="three phases resolved: air, glue, NMC",
+            threshold_crossing=_group_crossing(fit.means, fit.sigmas, fit.weights, n_below=2),
         )
-    except ValueError:
-        pass
+    if fit is not None:  # the middle component lies closer to NMC than to air: NMC at two grey levels
+        return _nmc_at_two_levels(fit)
     try:
         triples = _fit_two_phases(counts)
     except RuntimeError as err:
@@ -351,6 +364,60 @@ def nmc_threshold_auto(
         phases=("air and/or glue", "NMC"), means=means, sigmas=sigmas, weights=weights,
         threshold=float(0.5 * (means[0] + means[1])), separation=d, fit=None,
         note="two phases resolved: NMC and one background (air and glue merged, or only one of them)",
+        threshold_crossing=_crossing(triples.ravel(), 0),
+    )
+
+
+#: Largest (glue − air) / (NMC − air) grey contrast a binder can have. A polymer binder with carbon
+#: black is far less dense than NMC: δ_glue / δ_NMC = 0.40 at 29.6 keV (PVDF : carbon black 1 : 1,
+#: 1.78 g/cm³, against NMC-622 at 4.7 g/cm³; xrayutilities), and a reconstruction is linear in δ. A
+#: middle component closer to NMC than to air (ratio > 0.5) is not glue.
+MAX_GLUE_CONTRAST = 0.5
+
+
+def _middle_is_glue(means) -> bool:
+    """Whether the middle of three fitted components lies closer to the lowest (air) than to NMC."""
+    return bool((means[1] - means[0]) / (means[2] - means[0]) <= MAX_GLUE_CONTRAST)
+
+
+def _group_crossing(means, sigmas, weights, n_below: int) -> float:
+    """Grey value between the highest component below NMC and NMC's lowest where the summed weighted
+    densities of the ``n_below`` lowest components and of the others are equal (the fewest
+    misclassified voxels under the fitted mixture); the mid-grey of those two means if they never cross."""
+    from scipy.optimize import brentq
+
+    means, sigmas, weights = (np.asarray(a, float) for a in (means, sigmas, weights))
+
+    def excess(x):
+        dens = weights * _gauss(x, means, sigmas)
+        return dens[:n_below].sum() - dens[n_below:].sum()
+
+    lo, hi = means[n_below - 1], means[n_below]
+    if excess(lo) > 0 > excess(hi):
+        return float(brentq(excess, lo, hi, xtol=1e-3))
+    return float(0.5 * (lo + hi))
+
+
+def _nmc_at_two_levels(fit: PhaseFit) -> NmcThreshold:
+    """Three fitted components whose middle one is not glue (:data:`MAX_GLUE_CONTRAST`): the two upper
+    ones are NMC at two grey levels (a low-frequency shading of the reconstruction, e.g. darker near
+    the ends of the field of view), the lowest one air and glue together. NMC is reported by the
+    moments of its two components; the mid-grey threshold uses their mean."""
+    w = fit.weights[1:] / fit.weights[1:].sum()
+    nmc_mean = float(np.dot(w, fit.means[1:]))
+    nmc_sigma = float(np.sqrt(np.dot(w, fit.sigmas[1:] ** 2 + (fit.means[1:] - nmc_mean) ** 2)))
+    means = np.array([fit.means[0], nmc_mean])
+    sigmas = np.array([fit.sigmas[0], nmc_sigma])
+    weights = np.array([fit.weights[0], fit.weights[1:].sum()])
+    ratio = (fit.means[1] - fit.means[0]) / (fit.means[2] - fit.means[0])
+    return NmcThreshold(
+        phases=("air and/or glue", "NMC"), means=means, sigmas=sigmas, weights=weights,
+        threshold=float(0.5 * (means[0] + means[1])),
+        separation=float(np.sqrt(2) * (means[1] - means[0]) / np.hypot(*sigmas)), fit=None,
+        note=(f"two phases: NMC at two grey levels ({fit.means[1]:.0f} and {fit.means[2]:.0f}; the middle "
+              f"component sits at {ratio:.2f} of the way from the lowest to NMC, too close to NMC for a "
+              "binder: a low-frequency shading of the volume) above one background (air and glue)"),
+        threshold_crossing=_group_crossing(fit.means, fit.sigmas, fit.weights, n_below=1),
     )
 
 
