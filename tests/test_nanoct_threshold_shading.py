@@ -67,3 +67,18 @@ def test_nmc_at_two_grey_levels_is_not_read_as_glue_and_nmc(shaded):
         assert measured == pytest.approx(expected_volume_error(threshold, nmc, dark), abs=0.01)
         # and both rules keep the NMC volume: design prediction +4.6 % (mid-grey), +0.8 % (crossing)
         assert abs(measured) < 0.06
+
+
+def test_fitted_threshold_follows_the_rule_when_nmc_has_two_levels(shaded):
+    # the command's path (segment_particles → fitted_threshold): with no three-phase reading kept, the
+    # "crossing" rule takes the background/NMC crossing and "midpoint" the mid-grey
+    from helpers.nanoct.particles import fitted_threshold
+
+    volume, _, _ = shaded
+    auto = seg.nmc_threshold_auto(volume)
+    crossing, fit, _, _ = fitted_threshold(volume, "crossing", min_predicted_iou=0.0)
+    midpoint, _, _, _ = fitted_threshold(volume, "midpoint", min_predicted_iou=0.0)
+    assert fit is None
+    assert crossing == pytest.approx(auto.threshold_crossing)
+    assert midpoint == pytest.approx(auto.threshold)
+    assert abs(crossing - midpoint) > 1.0  # the two rules differ here (design: ≈ 5 grey levels)

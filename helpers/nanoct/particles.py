@@ -498,7 +498,8 @@ def fitted_threshold(volume, threshold_rule: str = "crossing", min_predicted_iou
     """NMC threshold from the grey histogram, checked for separability before any labelling.
 
     Three phases resolved: the glue/NMC ``threshold_rule`` (``"crossing"`` or ``"midpoint"``) of the
-    three-phase fit; two (air and glue merged, or one absent): the background/NMC mid-grey. Raises
+    three-phase fit; two (air and glue merged, one absent, or NMC at two grey levels): the same rule
+    between the fitted background and NMC (``"crossing"``: their fitted densities equal). Raises
     ``ValueError`` (what the fit found, what to try) when the fitted mixture predicts an NMC mask IoU
     under ``min_predicted_iou`` at that threshold. Returns ``(threshold, PhaseFit or None, phases in
     words, predicted IoU)``.
@@ -510,6 +511,8 @@ def fitted_threshold(volume, threshold_rule: str = "crossing", min_predicted_iou
     fit = auto.fit
     if fit is not None:
         threshold = fit.threshold_nmc if threshold_rule == "crossing" else fit.threshold_nmc_midpoint
+    elif threshold_rule == "crossing" and np.isfinite(auto.threshold_crossing):
+        threshold = auto.threshold_crossing  # background/NMC densities equal: fewest misclassified voxels
     else:
         threshold = auto.threshold
     quality = require_separable(counts, auto.means, auto.sigmas, auto.weights, threshold,
