@@ -16,9 +16,10 @@ region is compared with σ in the truth's air (eroded by 2 voxels, the benchmark
 significance test inside the true envelopes with the command's own σ (the benchmark's setting with a
 truth-free σ).
 
-Usage: ``python benchmarks/bench_ct_void_test.py [--cache=DIR] [--denoise=tv|median|nlm] [--table]``
-(default cache ``benchmarks/out/void_test``); results in ``DIR/results.json``; ``--table`` prints the
-Markdown table.
+Usage: ``python benchmarks/bench_ct_void_test.py [--cache=DIR] [--denoise=tv|median|nlm]
+[--rule=crossing|midpoint] [--chains=ctf,paganin] [--table]`` (default cache ``benchmarks/out/void_test``);
+results in ``DIR/results.json`` (``results_<denoise>_<rule>.json`` for other options); ``--table`` prints
+the Markdown table.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CHAINS = {"ctf": "ctf 4-d, 0.10-0.40 mm", "paganin": "paganin 1-d"}
 SEEDS = (11, 12, 13)
 BINS_NM = (50, 100, 150, 200, 300)
 DENOISE = "tv"  # the command's --denoise (``--denoise=NAME``); results in results.json or results_NAME.json
+RULE = None  # the command's --threshold-rule (``--rule=crossing``; default: the command's own)
 
 
 def volumes(cache: Path) -> dict:
@@ -89,9 +91,10 @@ def run_one(cache: Path, t: dict, chain: str, seed: int) -> dict:
     src = cache / f"vol_{chain}_{seed}.npy"
     v8 = np.load(src)
     row = {"chain": chain, "seed": seed}
-    tag = f"{chain}_{seed}" + ("" if DENOISE == "tv" else f"_{DENOISE}")
+    tag = f"{chain}_{seed}" + _suffix()
     sig_out, thr_out = cache / f"sig_{tag}.h5", cache / f"thr_{tag}.h5"
-    common = ["ct-analyse", str(src), "--overwrite", "--denoise", DENOISE, "--no-morphology"]
+    common = ["ct-analyse", str(src), "--overwrite", "--denoise", DENOISE, "--no-morphology",
+              *([] if RULE is None else ["--threshold-rule", RULE])]
     t0 = time.perf_counter()
     extra = []
     if main([*common, "--out", str(sig_out), "--void-test", "significance"]) != 0:
@@ -164,15 +167,25 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def _suffix() -> str:
+    """File-name suffix of the command's options ("" for the default --denoise tv)."""
+    return ("" if DENOISE == "tv" else f"_{DENOISE}") + ("" if RULE is None else f"_{RULE}")
+
+
 def main():
     cache = Path(__file__).resolve().parent / "out" / "void_test"
-    global DENOISE
+    global DENOISE, RULE
+    chains = list(CHAINS)
     for arg in sys.argv[1:]:
         if arg.startswith("--cache="):
             cache = Path(arg.split("=", 1)[1])
         if arg.startswith("--denoise="):
             DENOISE = arg.split("=", 1)[1]
-    results = cache / ("results.json" if DENOISE == "tv" else f"results_{DENOISE}.json")
+        if arg.startswith("--rule="):
+            RULE = arg.split("=", 1)[1]
+        if arg.startswith("--chains="):
+            chains = arg.split("=", 1)[1].split(",")
+    results = cache / f"results{_suffix()}.json"
     if "--table" in sys.argv:
         print(table(json.loads(results.read_text())))
         return
@@ -180,7 +193,7 @@ def main():
     t = volumes(cache)
     rows = json.loads(results.read_text()) if results.exists() else []
     done = {(r["chain"], r["seed"]) for r in rows}
-    for chain in CHAINS:
+    for chain in chains:
         for seed in SEEDS:
             if (chain, seed) not in done:
                 rows.append(run_one(cache, t, chain, seed))
