@@ -456,8 +456,19 @@ def _opposite_mismatch(first: np.ndarray, mirrored: np.ndarray, shifts: np.ndarr
         src = cols[lo : hi + 1] - t  # mirrored(s − t)
         i0 = np.floor(src).astype(int)
         w = (src - i0)[None]
-        moved = mirrored[..., i0] * (1.0 - w) + mirrored[..., np.minimum(i0 + 1, n - 1)] * w
-        out[k] = np.mean((first[..., lo : hi + 1] - moved) ** 2)
+        if len(i0) and np.all(w == w[0, 0]) and i0[-1] + 1 <= n - 1 and np.all(np.diff(i0) == 1):
+            # the usual case (a shift on the 0.5-px centre grid: one fraction w for every column): the
+            # same arithmetic on two slices (views) instead of two gathered copies, ≈ 10× faster
+            a, weight = int(i0[0]), float(w[0, 0])
+            if weight == 0.0:  # a whole-pixel shift: m·1 + m'·0 is m itself (the sinogram is finite)
+                moved = mirrored[..., a : a + len(i0)]
+            else:
+                moved = (mirrored[..., a : a + len(i0)] * (1.0 - weight)
+                         + mirrored[..., a + 1 : a + 1 + len(i0)] * weight)
+        else:
+            moved = mirrored[..., i0] * (1.0 - w) + mirrored[..., np.minimum(i0 + 1, n - 1)] * w
+        diff = np.subtract(first[..., lo : hi + 1], moved)
+        out[k] = np.mean(np.square(diff, out=diff))
     return out
 
 
