@@ -190,14 +190,22 @@ class _GriddingPlan:
         # image pixel x = k + offset with finufft's mode k (offset ½ for even n); detector s = i − center
         offset = n_det // 2 - (n_det - 1) / 2.0
         n_ang = len(angles_rad)
+        # opposite angles share their non-uniform points: angle θ + π puts frequency ν ≥ 0 on the point
+        # −p of angle θ, and Re(c·e^{−ip·x}) = Re(c̄·e^{ip·x}), so its strengths are conjugated and added
+        # onto θ's points (a 360° scan with an even number of equally spaced angles: half the points)
+        self.first, self.second = _opposite_pairs(angles_rad)
         self.factor = np.empty((n_ang, len(m)), np.complex64)
-        wx = np.empty((n_ang, len(m)), np.float32)
-        wy = np.empty((n_ang, len(m)), np.float32)
         for a in range(0, n_ang, 256):  # blocks of angles: bounded float64 temporaries
             cos_t = np.cos(angles_rad[a : a + 256])[:, None]
             sin_t = np.sin(angles_rad[a : a + 256])[:, None]
             shift = center + offset * (cos_t + sin_t)
             self.factor[a : a + 256] = weight[None, :] * np.exp(1j * nu[None, :] * shift)
+        wx = np.empty((len(self.first), len(m)), np.float32)
+        wy = np.empty((len(self.first), len(m)), np.float32)
+        for a in range(0, len(self.first), 256):
+            sel = self.first[a : a + 256]
+            cos_t = np.cos(angles_rad[sel])[:, None]
+            sin_t = np.sin(angles_rad[sel])[:, None]
             wx[a : a + 256] = np.mod(nu[None, :] * cos_t + np.pi, 2 * np.pi) - np.pi  # aliases fold
             wy[a : a + 256] = np.mod(nu[None, :] * sin_t + np.pi, 2 * np.pi) - np.pi
         self.plan = finufft.Plan(
@@ -219,10 +227,49 @@ class _GriddingPlan:
         from scipy import fft
 
         spectrum = fft.fft(filtered, n=self.period, axis=1, workers=-1)
-        strengths = spectrum[:, self.index]
+        strengths = spectrum[self.first[:, None], self.index[None, :]]
+        strengths *= self.factor[self.first]
+        paired = self.second >= 0
+        if paired.any():
+            opposite = spectrum[self.second[paired][:, None], self.index[None, :]]
+            opposite *= self.factor[self.second[paired]]
+            strengths[paired] += np.conj(opposite)
+            del opposite
         del spectrum
-        strengths *= self.factor
         return self.plan.execute(strengths.ravel()).real
+
+
+OPPOSITE_TOLERANCE_RAD = 1e-10  # θ' ≡ θ + π within this: moves a point by ≤ 3π·n·1e-10 rad of phase (≪ eps)
+
+
+def _opposite_pairs(angles_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angles that keep their own NUFFT points (``first``) and, for each, the index of its opposite
+    (θ + π modulo 2π within :data:`OPPOSITE_TOLERANCE_RAD`) or −1 (``second``); every angle once."""
+    turn = np.mod(np.asarray(angles_rad, float), 2 * np.pi)
+    order = np.argsort(turn, kind="stable")
+    sorted_turn = turn[order]
+    used = np.zeros(len(turn), bool)
+    first, second = [], []
+    for k in range(len(turn)):
+        if used[k]:
+            continue
+        used[k] = True
+        target = np.mod(turn[k] + np.pi, 2 * np.pi)
+        partner = -1
+        for t in (target, target - 2 * np.pi, target + 2 * np.pi):  # near 0 and 2π
+            i = int(np.searchsorted(sorted_turn, t - OPPOSITE_TOLERANCE_RAD))
+            while i < len(order) and sorted_turn[i] <= t + OPPOSITE_TOLERANCE_RAD:
+                if not used[order[i]]:
+                    partner = int(order[i])
+                    break
+                i += 1
+            if partner >= 0:
+                break
+        if partner >= 0:
+            used[partner] = True
+        first.append(k)
+        second.append(partner)
+    return np.asarray(first, np.intp), np.asarray(second, np.intp)
 
 
 @functools.lru_cache(maxsize=1)
