@@ -16,7 +16,8 @@ Backends (``method``):
   The linear interpolation of ``"fbp"`` is reproduced exactly in Fourier space (the sample spectrum
   times sinc², kept up to ``GRIDDING_NU_MAX`` cycles/px, i.e. with its first aliases), so the two
   agree to 0.09 % NRMSE at 2048 px (the neglected aliases beyond 1.5 cycles/px) at O(N_θ·n + n² log n)
-  cost instead of O(N_θ·n²). Needs ``finufft``.
+  cost instead of O(N_θ·n²). On 360° scans the angles θ and θ + π share their non-uniform points (half
+  the points, 1.8× faster, same accuracy: :func:`_opposite_pairs`). Needs ``finufft``.
 - ``"algotom_fbp"``: algotom's own FBP. Its CPU back-projector runs threads over angles that add into
   one shared image (a data race: repeated calls differed by up to 15 % of the signal on 2 cores), so
   it is run with one numba thread; it returns the image flipped up-down, which we flip back.
@@ -164,7 +165,12 @@ class _GriddingPlan:
     """finufft type-1 plan and per-point factors for one (n_det, centre, angle set): reused per slice.
 
     Kept between calls (one plan cached; memory in :func:`gridding_memory_bytes`, ≈ 0.4 GiB at
-    2048 × 3203): a volume reconstructed slice by slice pays the set-up (≈ 1 s there) once.
+    2048 × 3203): a volume reconstructed slice by slice pays the set-up (≈ 1 s there) once. Points are
+    placed for the angles ``first`` only; the strengths of each one's opposite angle (``second``) are
+    conjugated and added onto them (:func:`_opposite_pairs`). The result differs from one point set per
+    angle by the single-precision NUFFT's own error (measured on a 1280 px × 1600 angle noisy scan
+    against a double-precision NUFFT: rms 2.9e-5 of the image's rms, max 2.3e-4 of its maximum, for
+    both; finufft's kernel width 8 is the most it allows in single precision at σ = 1.25).
     """
 
     def __init__(self, n_det: int, center: float, angles_rad: np.ndarray, eps: float, nu_max: float):
