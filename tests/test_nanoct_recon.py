@@ -263,3 +263,30 @@ def test_center_search_says_when_it_fails():
     with pytest.raises(ValueError, match="pass the centre explicitly"):  # shallow minimum
         recon.find_center(sino, angles, max_offset_px=2.0)
     assert recon.find_center(sino, angles) == pytest.approx(31.5 + 10.0, abs=0.1)
+
+
+def test_opposite_angles_share_their_nufft_points():
+    """360° with an even number of equally spaced angles: every angle paired with θ + π (half the NUFFT
+    points); an odd number or 180° has no opposite angle; each angle appears exactly once."""
+    for n_ang, span, n_pairs in ((12, 2 * np.pi, 6), (11, 2 * np.pi, 0), (12, np.pi, 0)):
+        angles = np.linspace(0, span, n_ang, endpoint=False) - 0.3  # negative angles fold modulo 2π
+        first, second = recon._opposite_pairs(angles)
+        assert (second >= 0).sum() == n_pairs
+        assert sorted([*first, *second[second >= 0]]) == list(range(n_ang))
+        for k, j in zip(first[second >= 0], second[second >= 0], strict=True):
+            assert np.cos(angles[j] - angles[k]) == pytest.approx(-1.0)
+
+
+def test_merging_opposite_angles_keeps_the_gridding_within_nufft_accuracy(analytic, monkeypatch):
+    """The merged reconstruction equals the unmerged one (every angle its own points) to the NUFFT's
+    accuracy: each has a relative l2 error ≈ finufft's eps (2e-5; measured 1.7e-5 unmerged and 2.2e-5
+    merged against a double-precision NUFFT at 1280 px × 1600 angles), so they differ by ≤ 2 eps."""
+    _, angles, sino, _ = analytic
+    recon._gridding_plan.cache_clear()
+    merged = recon.reconstruct(sino, angles, method="gridding").astype(float)
+    monkeypatch.setattr(recon, "OPPOSITE_TOLERANCE_RAD", -1.0)  # no angle finds its opposite
+    recon._gridding_plan.cache_clear()
+    assert (recon._opposite_pairs(angles)[1] < 0).all()
+    separate = recon.reconstruct(sino, angles, method="gridding").astype(float)
+    recon._gridding_plan.cache_clear()
+    assert np.sqrt(np.mean((merged - separate) ** 2) / np.mean(separate**2)) < 2 * recon.GRIDDING_EPS

