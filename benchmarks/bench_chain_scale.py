@@ -195,6 +195,18 @@ def nmc_agreement(analysis: Path, volume: Path, slab: int = 16) -> dict:
     }
 
 
+def _center_found(recon: Path):
+    """The rotation axis that ``ct-reconstruct --center auto`` wrote (px), or None if not found."""
+    import h5py
+
+    with h5py.File(recon, "r") as f:
+        for obj in (f, f.get("volume")):
+            for key in ("center_px", "center", "rotation_axis_px"):
+                if obj is not None and key in obj.attrs:
+                    return float(obj.attrs[key])
+    return None
+
+
 def run(
     scan: Path, modes, tag: str, work: Path, slab: int = 8, batch: int = 16, morphology: bool = True
 ) -> dict:
@@ -227,7 +239,7 @@ def run(
                 "--phase",
                 "none",
                 "--center",
-                str((info.get("shape", [0, 0, 0])[2] - 1) / 2.0),
+                "auto",  # the command finds the axis (true: (n − 1)/2, recorded with the result)
                 "--slab",
                 str(slab),
                 "--batch",
@@ -267,6 +279,8 @@ def run(
                 f"  anon {s['peak_anon_gb']:.2f} GB"
             )
         r["load_avg_end"] = os.getloadavg()
+        r["center_found_px"] = _center_found(recon)
+        r["center_true_px"] = (info.get("shape", [0, 0, 0])[2] - 1) / 2.0
         if info.get("volume") and Path(info["volume"]).is_file():
             r["nmc_vs_rendered"] = nmc_agreement(analysis, Path(info["volume"]))
             print("   NMC vs rendered:", r["nmc_vs_rendered"], flush=True)
