@@ -166,16 +166,21 @@ def test_ct_analyse_significance_end_to_end_on_correlated_noise(tmp_path):
         assert vf[match[ref]] <= 0.02
 
 
+def _saved_powder(tmp_path, seed):
+    """The 4-sphere powder of ``seed`` saved as .npy, and ct-analyse arguments for its significance test."""
+    vol, *_ = _powder(seed)
+    src = tmp_path / "vol.npy"
+    np.save(src, vol)
+    return src, ["ct-analyse", str(src), "--denoise", "tv", "--no-morphology", "--min-particle-voxels", "500",
+                 "--void-test", "significance"]
+
+
 def test_ct_analyse_significance_with_a_given_air_box_and_its_errors(tmp_path):
     import h5py
 
     from helpers.cli import main
 
-    vol, *_ = _powder(4)
-    src = tmp_path / "vol.npy"
-    np.save(src, vol)
-    common = ["ct-analyse", str(src), "--denoise", "tv", "--no-morphology", "--min-particle-voxels", "500",
-              "--void-test", "significance"]
+    src, common = _saved_powder(tmp_path, 4)
     # a corner of air, ≥ 2 voxels from every sphere (corner (0–20)³ to centre (24, 22, 22): ≥ 15.9 vox)
     assert main([*common, "--out", str(tmp_path / "box.h5"), "--air-region", "0:20,0:20,0:20"]) == 0
     with h5py.File(tmp_path / "box.h5") as f:
@@ -217,11 +222,7 @@ def test_ct_analyse_significance_with_scheduler_local_equals_in_process(tmp_path
 
     from helpers.cli import main
 
-    vol, *_ = _powder(5)
-    src = tmp_path / "vol.npy"
-    np.save(src, vol)
-    common = ["ct-analyse", str(src), "--denoise", "tv", "--no-morphology", "--min-particle-voxels", "500",
-              "--void-test", "significance"]
+    _, common = _saved_powder(tmp_path, 5)
     assert main([*common, "--out", str(tmp_path / "one.h5")]) == 0
     assert main([*common, "--out", str(tmp_path / "dask.h5"), "--scheduler", "local", "--workers", "2"]) == 0
     for table in ("particles", "voids"):
